@@ -1,0 +1,113 @@
+// All configuration comes from the environment (plus an optional .env file) and is
+// parsed here, once, with zod. A process states which parts it needs; every missing
+// or invalid variable among them is reported in one message.
+import { z } from 'zod';
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+/** Every variable the project reads, with its default. Listed in .env.example and the README. */
+export const configSchema = z.object({
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  DOUYIN_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://open.douyin.com/'),
+  DOUYIN_CLIENT_KEY: optionalString,
+  DOUYIN_CLIENT_SECRET: optionalString,
+  /** Whole-call timeout of one Douyin request, ms. */
+  DOUYIN_TIMEOUT_MS: int(10_000, 100, 600_000),
+  DOUYIN_CONNECT_TIMEOUT_MS: int(5_000, 100, 600_000),
+  /** Refresh the shared client_token this many seconds before it expires. */
+  DOUYIN_TOKEN_REFRESH_MARGIN_SEC: int(300, 0, 7_000),
+  /** Extra error-code mapping, `code=kind` pairs separated by commas (see README). */
+  DOUYIN_ERROR_KINDS: optionalString,
+  /** The platform's call limit for the application, shared by every worker process. */
+  DOUYIN_QPS: int(100, 1, 100_000),
+
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  /** Prefix of every Redis key the meter writes (queues, token cache, limiter). */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,40}$/)
+    .default('usage-meter'),
+  DATABASE_URL: optionalString,
+  DATABASE_POOL_SIZE: int(10, 1, 200),
+
+  METER_BATCH_WINDOW_MS: int(1_000, 0, 3_600_000),
+  METER_BATCH_MAX_EVENTS: int(10_000, 1, 1_000_000),
+  METER_BATCH_MAX_COUNT: int(2_147_483_647, 1, 2_147_483_647),
+  METER_RETRY_BASE_MS: int(500, 1, 3_600_000),
+  METER_RETRY_MAX_MS: int(60_000, 1, 86_400_000),
+  METER_RETRY_DEADLINE_SEC: int(86_400, 1, 30 * 86_400),
+  METER_INSUFFICIENT_POLICY: z.enum(['reject', 'partial']).default('reject'),
+  METER_INGEST_CONCURRENCY: int(4, 1, 256),
+  METER_CHARGE_CONCURRENCY: int(64, 1, 4_096),
+  /** Seconds after which the worker considers a stalled (crashed) job abandoned. */
+  METER_STALL_SEC: int(15, 2, 3_600),
+  METRICS_PORT: int(0, 0, 65_535),
+
+  PORT: int(3_000, 0, 65_535),
+  HOST: z.string().default('127.0.0.1'),
+  API_KEYS: optionalString,
+  DASHBOARD_USERS: optionalString,
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parts of the configuration a process can insist on. */
+export type ConfigNeed = 'douyin' | 'database' | 'server';
+
+const required: Record<ConfigNeed, (keyof Config)[]> = {
+  douyin: ['DOUYIN_CLIENT_KEY', 'DOUYIN_CLIENT_SECRET'],
+  database: ['DATABASE_URL'],
+  server: ['API_KEYS', 'DASHBOARD_USERS'],
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment. Throws ConfigError naming every bad variable. */
+export function loadConfig(needs: ConfigNeed[] = [], env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const values = (parsed.success ? parsed.data : {}) as Partial<Config>;
+  for (const need of needs) {
+    for (const name of required[need]) {
+      if (parsed.success && values[name] === undefined)
+        problems.push(`${name}: required (needed for ${need})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return parsed.data as Config;
+}
+
+/** Loads .env (if present) into process.env without overriding what is set. */
+export async function loadDotenv(): Promise<void> {
+  const dotenv = await import('dotenv');
+  dotenv.config({ quiet: true });
+}
+
+/** For process entry points: parse or print the one clear message and exit 2. */
+export async function configOrExit(needs: ConfigNeed[] = []): Promise<Config> {
+  await loadDotenv();
+  try {
+    return loadConfig(needs);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
