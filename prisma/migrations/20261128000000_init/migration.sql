@@ -23,6 +23,7 @@ CREATE TABLE "usage_event" (
     "key_id" INTEGER NOT NULL,
     "count" INTEGER NOT NULL,
     "occurred_at" TIMESTAMPTZ(3),
+    "enqueued_at" TIMESTAMPTZ(3),
     "received_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "attributes" JSONB,
     "status" "event_status" NOT NULL DEFAULT 'pending',
@@ -49,6 +50,7 @@ CREATE TABLE "charge_batch" (
     "dead_reason" TEXT,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updated_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "deadline_at" TIMESTAMPTZ(3) NOT NULL,
     "finished_at" TIMESTAMPTZ(3),
 
     CONSTRAINT "charge_batch_pkey" PRIMARY KEY ("id")

@@ -1,0 +1,255 @@
+// `npm run bench [-- options]`: end-to-end throughput, latency and exactness of
+// the pipeline, against a naive baseline (one DecrUserRemainTimes per event) run
+// in the same process on the same simulator settings. Prints human-readable
+// figures, or one JSON object with --json.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { migrate } from '../src/db/migrate.js';
+import { startPostgres } from '../src/devservices/postgres.js';
+import { sleep } from '../src/devservices/process.js';
+import { startRedis } from '../src/devservices/redis.js';
+import { DouyinMarketClient } from '../src/douyin/index.js';
+import type { UsageEventInput } from '../src/events/schema.js';
+import { RateLimiter } from '../src/metering/rate-limiter.js';
+import { createProducer } from '../src/producer/producer.js';
+import { startSimulator } from '../src/simulator/index.js';
+
+const { values: a } = parseArgs({
+  options: {
+    events: { type: 'string', default: '200000' },
+    users: { type: 'string', default: '1000' },
+    'dup-share': { type: 'string', default: '0.05' },
+    latency: { type: 'string', default: '20' },
+    qps: { type: 'string', default: '1000' },
+    'busy-rate': { type: 'string', default: '0' },
+    '5xx-rate': { type: 'string', default: '0' },
+    'reset-rate': { type: 'string', default: '0' },
+    'lost-rate': { type: 'string', default: '0' },
+    workers: { type: 'string', default: '1' },
+    window: { type: 'string', default: '1000' },
+    'baseline-events': { type: 'string', default: '10000' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const N = Number(a.events);
+const U = Number(a.users);
+const DUP = Number(a['dup-share']);
+const QPS = Number(a.qps);
+const WORKERS = Number(a.workers);
+const log = (msg: string) => {
+  if (!a.json) process.stdout.write(`${msg}\n`);
+};
+const root = fileURLToPath(new URL('../', import.meta.url));
+
+// Services: the given ones, or throwaway ones.
+const cleanups: (() => Promise<void>)[] = [];
+let redisUrl = process.env.REDIS_URL;
+let adminUrl = process.env.DATABASE_URL;
+if (!redisUrl) {
+  const r = await startRedis({ appendOnly: true });
+  cleanups.push(() => r.destroy());
+  redisUrl = r.url;
+}
+if (!adminUrl) {
+  const p = await startPostgres();
+  cleanups.push(() => p.destroy());
+  adminUrl = p.url;
+}
+const dbName = `um_bench_${Date.now()}`;
+const admin = new pg.Client({ connectionString: adminUrl });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${dbName}`);
+const dbUrl = new URL(adminUrl);
+dbUrl.pathname = `/${dbName}`;
+const databaseUrl = dbUrl.toString();
+await migrate(databaseUrl);
+const prefix = `bench-${Date.now()}`;
+
+const sim = await startSimulator({
+  faults: {
+    qps: QPS,
+    latencyMs: Number(a.latency),
+    busyRate: Number(a['busy-rate']),
+    http5xxRate: Number(a['5xx-rate']),
+    resetRate: Number(a['reset-rate']),
+    appliedButLostRate: Number(a['lost-rate']),
+  },
+});
+const users = Array.from({ length: U }, (_, i) => `bench-user-${i}`);
+for (const openId of users)
+  sim.setBalance({ openId, serviceId: 'svc', serviceModeId: 'mode', remaining: 1e9 });
+
+// The workload: N events, a share of them repeating an earlier eventId.
+const events: UsageEventInput[] = [];
+const expected = new Map<string, number>();
+let unique = 0;
+for (let i = 0; i < N; i++) {
+  if (unique > 0 && Math.random() < DUP) {
+    events.push(events[Math.floor(Math.random() * events.length)]!);
+    continue;
+  }
+  const openId = users[Math.floor(Math.random() * U)]!;
+  const count = 1 + (i % 3);
+  events.push({ eventId: `ev-${i}`, openId, serviceId: 'svc', serviceModeId: 'mode', count });
+  expected.set(openId, (expected.get(openId) ?? 0) + count);
+  unique++;
+}
+const keys = expected.size;
+
+const env = {
+  ...process.env,
+  DOUYIN_BASE_URL: sim.url,
+  DOUYIN_CLIENT_KEY: 'sim-client-key',
+  DOUYIN_CLIENT_SECRET: 'sim-client-secret',
+  DOUYIN_QPS: String(QPS),
+  REDIS_URL: redisUrl,
+  REDIS_PREFIX: prefix,
+  DATABASE_URL: databaseUrl,
+  METER_BATCH_WINDOW_MS: a.window,
+  LOG_LEVEL: 'warn',
+};
+const workers: ChildProcess[] = Array.from({ length: WORKERS }, () =>
+  spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], { cwd: root, env, stdio: 'inherit' }),
+);
+let peakRssMb = 0;
+const rssTimer = setInterval(() => {
+  for (const w of workers) {
+    try {
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${w.pid}/status`, 'utf8'));
+      if (hwm) peakRssMb = Math.max(peakRssMb, Number(hwm[1]) / 1024);
+    } catch {}
+  }
+}, 200);
+await sleep(2_500); // let the workers connect
+log(
+  `workload: ${N} events (${unique} unique) over ${U} users, ${keys} keys; QPS ${QPS}, latency ${a.latency} ms`,
+);
+
+// Ingest.
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+const producer = createProducer({ connection: redis, prefix, maxBufferEvents: 500 });
+const t0 = performance.now();
+for (let i = 0; i < N; i += 5_000) await producer.recordMany(events.slice(i, i + 5_000));
+await producer.flush();
+const ingestSec = (performance.now() - t0) / 1000;
+log(`ingested in ${ingestSec.toFixed(2)} s (${Math.round(N / ingestSec)} events/s)`);
+
+// Wait until every unique event is charged.
+const db = new pg.Client({ connectionString: databaseUrl });
+await db.connect();
+for (;;) {
+  const r = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM usage_event WHERE status = 'charged'`,
+  );
+  if (r.rows[0]!.n >= unique) break;
+  if ((performance.now() - t0) / 1000 > 600) throw new Error('not all events charged within 600 s');
+  await sleep(50);
+}
+const elapsedSec = (performance.now() - t0) / 1000;
+clearInterval(rssTimer);
+
+const state = sim.state();
+let exact = true;
+for (const [openId, want] of expected) {
+  const got = state.balances.find((b) => b.openId === openId)?.deducted ?? 0;
+  if (got !== want) exact = false;
+}
+const ledger = await db.query<{ charged: string; p50: number; p99: number }>(`
+  SELECT (SELECT sum(count) FROM usage_event WHERE status = 'charged')::text AS charged,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
+  FROM (SELECT extract(epoch FROM b.finished_at - e.enqueued_at) * 1000 AS ms
+        FROM usage_event e JOIN charge_batch b ON b.id = e.batch_id WHERE e.status = 'charged') t`);
+const totalExpected = [...expected.values()].reduce((x, y) => x + y, 0);
+if (Number(ledger.rows[0]!.charged) !== totalExpected) exact = false;
+const douyinCalls = state.calls.byPath['/market/service/user/remaintimes/decr/'] ?? 0;
+
+for (const w of workers) w.kill('SIGTERM');
+await Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
+await producer.close();
+
+// Baseline: the naive way, one call per event, same simulator settings and QPS.
+const baseN = Math.min(Number(a['baseline-events']), unique);
+sim.reset();
+sim.setFaults({ qps: QPS, latencyMs: Number(a.latency) });
+for (const openId of users)
+  sim.setBalance({ openId, serviceId: 'svc', serviceModeId: 'mode', remaining: 1e9 });
+const client = new DouyinMarketClient({
+  baseUrl: sim.url,
+  clientKey: 'sim-client-key',
+  clientSecret: 'sim-client-secret',
+  redis,
+  redisPrefix: `${prefix}-baseline`,
+});
+const limiter = new RateLimiter({ redis, key: `${prefix}-baseline:rl`, qps: QPS });
+const sample = events.filter((e, i) => events.indexOf(e) === i).slice(0, baseN);
+let next = 0;
+const b0 = performance.now();
+await Promise.all(
+  Array.from({ length: 64 }, async () => {
+    while (next < sample.length) {
+      const e = sample[next++]!;
+      await limiter.acquire();
+      for (;;) {
+        try {
+          await client.decrUserRemainTimes({ ...e, outTradeNo: `base-${e.eventId}`, isTestEnv: false });
+          break;
+        } catch {
+          await sleep(50);
+        }
+      }
+    }
+  }),
+);
+const baseSec = (performance.now() - b0) / 1000;
+await client.close();
+redis.disconnect();
+await db.end();
+await sim.close();
+await admin.query(`DROP DATABASE ${dbName} WITH (FORCE)`).catch(() => {});
+await admin.end();
+for (const c of cleanups) await c();
+
+const result = {
+  events: N,
+  uniqueEvents: unique,
+  users: U,
+  keys,
+  qps: QPS,
+  workers: WORKERS,
+  elapsedSec: round(elapsedSec),
+  ingestEventsPerSec: Math.round(N / ingestSec),
+  endToEndEventsPerSec: Math.round(unique / elapsedSec),
+  douyinCalls,
+  rateLimitedAnswers: state.calls.rateLimited,
+  maxCallsPerSecond: state.calls.maxPerSecond,
+  latencyMs: { p50: Math.round(ledger.rows[0]!.p50), p99: Math.round(ledger.rows[0]!.p99) },
+  peakRssMb: Math.round(peakRssMb),
+  exact,
+  lowerBoundSec: round(keys / QPS),
+  baseline: { endToEndEventsPerSec: Math.round(baseN / baseSec), douyinCalls: baseN, events: baseN },
+};
+if (a.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+else {
+  log(
+    `charged ${unique} unique events in ${result.elapsedSec} s: ${result.endToEndEventsPerSec} events/s end to end`,
+  );
+  log(
+    `douyin calls ${douyinCalls} (keys ${keys}; lower bound keys/QPS = ${result.lowerBoundSec} s), rate-limited answers ${result.rateLimitedAnswers}, max calls in 1 s ${result.maxCallsPerSecond}`,
+  );
+  log(
+    `latency enqueue -> charged: p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms; worker peak RSS ${result.peakRssMb} MB`,
+  );
+  log(`exact: ${exact}`);
+  log(
+    `baseline (one call per event, ${baseN} events): ${result.baseline.endToEndEventsPerSec} events/s, ${baseN} calls`,
+  );
+}
+process.exit(exact ? 0 : 1);
+
+function round(x: number) {
+  return Math.round(x * 100) / 100;
+}

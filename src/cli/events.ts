@@ -1,0 +1,108 @@
+// `npm run cli -- events import FILE.ndjson|-`: backfill usage events, one JSON
+// event per line. Invalid lines are reported on stderr with their line number and
+// reason; valid lines are still enqueued; a JSON summary is printed on stdout;
+// the exit status is 1 when any line was rejected.
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
+import { createPrisma, type PrismaClient } from '../db/prisma.js';
+import { Ingestor } from '../ingest/ingestor.js';
+import { cliConfig } from './config.js';
+
+const MAX_LINE_BYTES = 64 * 1024;
+const CHUNK = 5_000;
+
+export async function runEventsCommand(args: string[]): Promise<number> {
+  const [command, file, ...extra] = args;
+  if (command !== 'import' || !file || extra.length > 0) {
+    process.stderr.write('usage: npm run cli -- events import FILE.ndjson|-\n');
+    return 2;
+  }
+  const config = cliConfig();
+  if (!config) return 2;
+  const input = file === '-' ? process.stdin : createReadStream(file);
+  const opened = await new Promise<Error | undefined>((resolve) => {
+    if (file === '-') return resolve(undefined);
+    input.once('open', () => resolve(undefined));
+    input.once('error', (err: Error) => resolve(err));
+  });
+  if (opened) {
+    process.stderr.write(`cannot read ${file}: ${opened.message}\n`);
+    return 2;
+  }
+
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  // With a database, events already in the ledger are counted as duplicates here.
+  const db: PrismaClient | undefined = config.DATABASE_URL ? createPrisma(config.DATABASE_URL) : undefined;
+  const ingestor = new Ingestor({ redis, prefix: config.REDIS_PREFIX, db });
+  const summary = { lines: 0, accepted: 0, duplicates: 0, rejected: 0 };
+  const seen = new Set<string>();
+  let chunk: { line: number; raw: unknown }[] = [];
+
+  // Reported in line order, chunk by chunk.
+  let rejections: { line: number; reason: string }[] = [];
+  const reject = (line: number, reason: string) => {
+    summary.rejected++;
+    rejections.push({ line, reason });
+  };
+  const report = () => {
+    rejections.sort((x, y) => x.line - y.line);
+    for (const r of rejections) process.stderr.write(`line ${r.line}: ${r.reason}\n`);
+    rejections = [];
+  };
+  const send = async () => {
+    const batch = chunk;
+    chunk = [];
+    if (batch.length === 0) return report();
+    const results = await ingestor.ingest(
+      batch.map((b) => b.raw),
+      'import',
+    );
+    for (const r of results) {
+      const line = batch[r.index]!.line;
+      if (r.status === 'rejected') reject(line, r.errors!.join('; '));
+      else if (r.status === 'duplicate') summary.duplicates++;
+      else summary.accepted++;
+    }
+    report();
+  };
+
+  try {
+    let lineNo = 0;
+    for await (const text of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+      lineNo++;
+      if (text.trim() === '') continue;
+      summary.lines++;
+      if (Buffer.byteLength(text) > MAX_LINE_BYTES) {
+        reject(lineNo, `line longer than ${MAX_LINE_BYTES} bytes`);
+        continue;
+      }
+      let raw: unknown;
+      try {
+        raw = JSON.parse(text);
+      } catch (err) {
+        reject(lineNo, `invalid JSON: ${(err as Error).message}`);
+        continue;
+      }
+      const id = (raw as { eventId?: unknown } | null)?.eventId;
+      if (typeof id === 'string' && seen.has(id)) {
+        summary.duplicates++; // the same eventId earlier in this file
+        continue;
+      }
+      if (typeof id === 'string') seen.add(id);
+      chunk.push({ line: lineNo, raw });
+      if (chunk.length >= CHUNK) await send();
+    }
+    await send();
+  } catch (err) {
+    process.stderr.write(`import failed: ${(err as Error).message}\n`);
+    process.stdout.write(`${JSON.stringify({ ...summary, error: (err as Error).message })}\n`);
+    return 1;
+  } finally {
+    await ingestor.close();
+    await db?.$disconnect();
+    redis.disconnect();
+  }
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  return summary.rejected > 0 ? 1 : 0;
+}

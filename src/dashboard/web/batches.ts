@@ -1,0 +1,254 @@
+// Batch tables: recent batches (with a status filter), the dead-letter list with
+// its Replay buttons, and one batch's details (events and every call attempt).
+import { badge, describeError, fill, fmtNum, fmtTime, h } from './dom.js';
+import type { BatchDetail, BatchView } from './types.js';
+
+const userCell = (b: BatchView) =>
+  h(
+    'td',
+    { class: 'mono' },
+    b.openId,
+    h('span', { class: 'muted small' }, ` ${b.serviceId}/${b.serviceModeId}${b.isTestEnv ? ' test' : ''}`),
+  );
+
+export function renderBatches(el: HTMLElement, items: BatchView[], onSelect: (id: string) => void): void {
+  if (items.length === 0) {
+    fill(el, h('p', { class: 'muted' }, 'No batches.'));
+    return;
+  }
+  fill(
+    el,
+    h(
+      'table',
+      { 'data-testid': 'batches-table' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', {}, 'id'),
+          h('th', {}, 'status'),
+          h('th', { class: 'num' }, 'count'),
+          h('th', { class: 'hide-sm' }, 'user'),
+          h('th', { class: 'num hide-sm' }, 'events'),
+          h('th', {}, 'out_trade_no'),
+          h('th', { class: 'num' }, 'attempts'),
+          h('th', {}, 'logid'),
+          h('th', { class: 'hide-sm' }, 'created'),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        ...items.map((b) =>
+          h(
+            'tr',
+            {
+              class: 'clickable',
+              'data-testid': 'batch-row',
+              'data-batch-id': b.id,
+              'data-status': b.status,
+              title: 'show details',
+              onclick: () => onSelect(b.id),
+            },
+            h('td', { class: 'num' }, b.id),
+            h('td', { 'data-testid': 'batch-status' }, badge(b.status)),
+            h('td', { class: 'num' }, fmtNum(b.count)),
+            withClass(userCell(b), 'hide-sm'),
+            h('td', { class: 'num hide-sm' }, fmtNum(b.eventCount)),
+            h('td', { class: 'mono' }, b.outTradeNo),
+            h('td', { class: 'num' }, fmtNum(b.attempts)),
+            h('td', { class: 'mono small' }, b.latestLogid ?? '–'),
+            h('td', { class: 'hide-sm' }, fmtTime(b.createdAt)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function withClass<T extends HTMLElement>(el: T, cls: string): T {
+  el.classList.add(cls);
+  return el;
+}
+
+export function renderDead(el: HTMLElement, items: BatchView[], onReplay: (id: string) => void): void {
+  if (items.length === 0) {
+    fill(el, h('p', { class: 'muted', 'data-testid': 'dead-empty' }, 'No dead batches.'));
+    return;
+  }
+  fill(
+    el,
+    h(
+      'table',
+      { 'data-testid': 'dead-table' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          // The action first: on a phone it is visible without scrolling sideways.
+          h('th', {}, ''),
+          h('th', {}, 'id'),
+          h('th', {}, 'user'),
+          h('th', { class: 'num' }, 'count'),
+          h('th', {}, 'out_trade_no'),
+          h('th', { class: 'num' }, 'attempts'),
+          h('th', { class: 'wide' }, 'reason'),
+          h('th', {}, 'logid'),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        ...items.map((b) =>
+          h(
+            'tr',
+            { 'data-testid': 'dead-row', 'data-batch-id': b.id },
+            h(
+              'td',
+              {},
+              h(
+                'button',
+                { type: 'button', 'data-testid': `replay-${b.id}`, onclick: () => onReplay(b.id) },
+                'Replay',
+              ),
+            ),
+            h('td', { class: 'num' }, b.id),
+            userCell(b),
+            h('td', { class: 'num' }, fmtNum(b.count)),
+            h('td', { class: 'mono' }, b.outTradeNo),
+            h('td', { class: 'num' }, fmtNum(b.attempts)),
+            h(
+              'td',
+              { class: 'wide', 'data-testid': 'dead-reason' },
+              b.deadReason ?? '–',
+              b.lastError
+                ? h(
+                    'div',
+                    { class: 'muted small' },
+                    `last error: ${b.lastErrorKind ?? ''} ${b.lastErrorCode ?? ''} ${b.lastError}`,
+                  )
+                : null,
+            ),
+            h('td', { class: 'mono small' }, b.latestLogid ?? '–'),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+export function renderBatchDetail(el: HTMLElement, d: BatchDetail, onClose: () => void): void {
+  const b = d.batch;
+  el.hidden = false;
+  fill(
+    el,
+    h(
+      'div',
+      { class: 'card-head' },
+      h('h3', {}, `Batch ${b.id} `, badge(b.status)),
+      h(
+        'button',
+        { type: 'button', class: 'link', onclick: onClose, 'data-testid': 'batch-detail-close' },
+        'Close',
+      ),
+    ),
+    h(
+      'dl',
+      { class: 'facts' },
+      ...fact('user', `${b.openId} · ${b.serviceId}/${b.serviceModeId}${b.isTestEnv ? ' (test env)' : ''}`),
+      ...fact('out_trade_no', b.outTradeNo),
+      ...fact(
+        'count',
+        `${fmtNum(b.count)} (charged ${fmtNum(b.chargedCount)}, overage ${fmtNum(b.overageCount)})`,
+      ),
+      ...fact('events', fmtNum(d.events.total)),
+      ...fact('created / finished', `${fmtTime(b.createdAt)} / ${fmtTime(b.finishedAt)}`),
+      ...fact('deadline', fmtTime(b.deadlineAt)),
+      ...(b.deadReason ? fact('dead reason', b.deadReason) : []),
+      ...(b.parentId ? fact('part of', `batch ${b.parentId}`) : []),
+      ...(b.derived.length > 0
+        ? fact('derived', b.derived.map((x) => `${x.id} ${x.status} ${x.count}`).join(', '))
+        : []),
+    ),
+    h('h4', {}, `Call attempts (${d.attempts.length})`),
+    h(
+      'div',
+      { class: 'table-wrap' },
+      h(
+        'table',
+        { 'data-testid': 'attempts-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', {}, '#'),
+            h('th', {}, 'time'),
+            h('th', {}, 'outcome'),
+            h('th', { class: 'num' }, 'ms'),
+            h('th', { class: 'wide' }, 'error'),
+            h('th', {}, 'logid'),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          ...d.attempts.map((a) =>
+            h(
+              'tr',
+              {},
+              h('td', { class: 'num' }, a.attemptNo),
+              h('td', {}, fmtTime(a.startedAt)),
+              h('td', {}, badge(a.outcome === 'success' ? 'charged' : 'error'), ' ', a.errorKind ?? ''),
+              h('td', { class: 'num' }, a.durationMs),
+              h('td', { class: 'wide' }, describeError(a)),
+              h('td', { class: 'mono small' }, a.logid ?? '–'),
+            ),
+          ),
+        ),
+      ),
+    ),
+    h('h4', {}, `Events (${d.events.shown} of ${fmtNum(d.events.total)})`),
+    h(
+      'div',
+      { class: 'table-wrap short' },
+      h(
+        'table',
+        {},
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', {}, 'eventId'),
+            h('th', { class: 'num' }, 'count'),
+            h('th', {}, 'status'),
+            h('th', {}, 'received'),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          ...d.events.items.map((e) =>
+            h(
+              'tr',
+              {},
+              h('td', { class: 'mono' }, e.eventId),
+              h('td', { class: 'num' }, e.count),
+              h('td', {}, badge(e.status)),
+              h('td', {}, fmtTime(e.receivedAt)),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+const fact = (term: string, value: string) => [h('dt', {}, term), h('dd', {}, value)];

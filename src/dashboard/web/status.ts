@@ -1,0 +1,62 @@
+// The pipeline at a glance: events and batches by status, BullMQ queue depths,
+// and how long the oldest event has been waiting for a batch.
+import { fill, fmtAge, fmtNum, h } from './dom.js';
+import type { StatusResponse } from './types.js';
+
+const EVENT_STATES = ['pending', 'batched', 'charged', 'overage', 'insufficient', 'dead'];
+const BATCH_STATES = ['open', 'charged', 'partial', 'insufficient', 'dead'];
+const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'];
+
+const stat = (testid: string, label: string, value: string, cls = '') =>
+  h(
+    'div',
+    { class: `stat ${cls}` },
+    h('span', { class: 'label' }, label),
+    h('b', { 'data-testid': testid }, value),
+  );
+
+const group = (title: string, ...stats: HTMLElement[]) =>
+  h('div', { class: 'group' }, h('h3', {}, title), h('div', { class: 'group-stats' }, ...stats));
+
+export function renderStatus(el: HTMLElement, s: StatusResponse): void {
+  const age = s.oldestPendingEventAgeSec;
+  fill(
+    el,
+    group(
+      'Events',
+      ...EVENT_STATES.map((st) =>
+        stat(
+          `stat-events-${st}`,
+          st,
+          fmtNum(s.events[st] ?? 0),
+          st === 'dead' && (s.events[st] ?? 0) > 0 ? 'bad' : '',
+        ),
+      ),
+      stat('stat-oldest-pending', 'oldest pending', fmtAge(age), age !== null && age > 60 ? 'warn' : ''),
+    ),
+    group(
+      'Batches',
+      ...BATCH_STATES.map((st) =>
+        stat(
+          `stat-batches-${st}`,
+          st,
+          fmtNum(s.batches[st] ?? 0),
+          st === 'dead' && (s.batches[st] ?? 0) > 0 ? 'bad' : '',
+        ),
+      ),
+    ),
+    ...Object.entries(s.queues).map(([queue, counts]) =>
+      group(
+        `Queue “${queue}”`,
+        ...QUEUE_STATES.map((st) =>
+          stat(
+            `stat-queue-${queue}-${st}`,
+            st,
+            fmtNum(counts[st] ?? 0),
+            st === 'failed' && (counts[st] ?? 0) > 0 ? 'warn' : '',
+          ),
+        ),
+      ),
+    ),
+  );
+}

@@ -1,0 +1,80 @@
+// Shapes of the operator API's answers (type-only imports: nothing of the server is bundled).
+import type { MeterStatus } from '../../metering/status.js';
+import type { DouyinFailure } from '../../server/douyin-api.js';
+import type { CallStats, MinutePoint, RecentCallError } from '../../server/sql.js';
+import type { BatchView, KeyView } from '../../server/views.js';
+
+export type { BatchView, KeyView, MinutePoint, RecentCallError };
+
+export type StatusResponse = MeterStatus & { now: string };
+
+export interface BatchPage {
+  items: BatchView[];
+  nextCursor: string | null;
+}
+
+export interface AttemptView {
+  id: string;
+  attemptNo: number;
+  outTradeNo: string;
+  count: number;
+  startedAt: string;
+  durationMs: number;
+  outcome: string;
+  httpStatus: number | null;
+  errorCode: number | null;
+  errorKind: string | null;
+  description: string | null;
+  logid: string | null;
+  workerId: string | null;
+}
+
+export interface EventView {
+  seq: string;
+  eventId: string;
+  count: number;
+  status: string;
+  occurredAt: string | null;
+  receivedAt: string;
+}
+
+export interface BatchDetail {
+  batch: BatchView & { derived: { id: string; status: string; count: number; outTradeNo: string }[] };
+  events: { total: number; shown: number; items: EventView[] };
+  attempts: AttemptView[];
+}
+
+export interface TimeseriesResponse {
+  minutes: number;
+  points: MinutePoint[];
+}
+
+export interface DouyinHealth extends CallStats {
+  windowSec: number;
+  errorRate: number | null;
+  lastErrors: RecentCallError[];
+}
+
+export interface Purchase {
+  serviceModeId?: string;
+  specificationTitle?: string;
+  serviceName?: string;
+  remainServiceTimes?: number;
+  serviceStatus?: number;
+  expireTime?: number;
+  [k: string]: unknown;
+}
+
+export interface UserResponse {
+  openId: string;
+  keys: KeyView[];
+  events: Record<string, { events: number; uses: number }>;
+  recentBatches: BatchView[];
+  charged: (KeyView & { batches: number; uses: number })[];
+  remaining: ({ serviceId: string; purchases: Purchase[] } | { serviceId: string; error: DouyinFailure })[];
+}
+
+export interface ReplayResult {
+  replayed: string[];
+  skipped: { id: string; reason: string }[];
+}

@@ -1,0 +1,24 @@
+// The Douyin service-market client and everything public around it.
+export {
+  type CallOptions,
+  createDouyinClientFromConfig,
+  DOUYIN_PATHS,
+  type DouyinCallEvent,
+  type DouyinCallResult,
+  type DouyinClientOptions,
+  DouyinMarketClient,
+  type DouyinMethod,
+} from './client.js';
+export {
+  type EnvelopeResult,
+  type HttpAnswer,
+  type Interpreted,
+  interpretAnswer,
+  type ParsedEnvelope,
+  parseEnvelope,
+} from './envelope.js';
+export * from './errors.js';
+export * from './schemas.js';
+export { type CachedToken, parseCached, TokenProvider, type TokenProviderOptions } from './token.js';
+export { CLIENT_TOKEN_PATH, type FetchedToken, fetchClientToken } from './token-endpoint.js';
+export { HttpTransport, type TransportOptions, type TransportRequest, transportError } from './transport.js';

@@ -1,0 +1,179 @@
+// The client_token, shared by every process of a deployment through Redis and
+// refreshed before it expires. The platform rate-limits token fetches, so at most
+// one fetch is in flight per deployment: a Redis lock (SET NX PX, released by
+// compare-and-delete) across processes, one shared promise within a process.
+// Processes that lose the lock keep using a still-valid token, or poll Redis for
+// the one the lock holder is fetching.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { DouyinError } from './errors.js';
+import type { FetchedToken } from './token-endpoint.js';
+
+export interface TokenProviderOptions {
+  redis: Redis;
+  /** Redis key of the cached token, e.g. `usage-meter:douyin:token:<client_key>`. */
+  cacheKey: string;
+  /** Redis key of the refresh lock, e.g. `usage-meter:douyin:token-lock:<client_key>`. */
+  lockKey: string;
+  /** Fetches a new token from the platform. */
+  fetchToken: () => Promise<FetchedToken>;
+  /** Refresh this long before expiry (at most half the token's life). Default 300 s. */
+  refreshMarginSec?: number;
+  /** How long the refresh lock lives if its holder dies. Default 10000 ms. */
+  lockTtlMs?: number;
+  /** How often a process that lost the lock looks for the new token. Default 50 ms. */
+  pollMs?: number;
+  /** How long a process waits for a token another process is fetching. Default 3 × lockTtlMs. */
+  waitTimeoutMs?: number;
+  /** A token closer than this to expiry is not handed out; callers wait for the new one. Default 5000 ms. */
+  minRemainingMs?: number;
+  logger?: Logger;
+}
+
+/** The JSON stored in Redis (Redis TTL = expires_in). */
+export interface CachedToken {
+  token: string;
+  /** Epoch ms when the platform stops accepting it. */
+  expiresAt: number;
+  /** Epoch ms when it was requested (caps the refresh margin at half its life). */
+  fetchedAt?: number;
+}
+
+// Deletes KEYS[1] only if it still holds ARGV[1]: never releases someone else's lock.
+const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+// Deletes the cached token only if it is still the one the platform refused.
+const INVALIDATE_TOKEN = `
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, t = pcall(cjson.decode, v)
+if (not ok) or type(t) ~= 'table' or t.token == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class TokenProvider {
+  private inflight: Promise<string> | undefined;
+  private closed = false;
+  private readonly marginMs: number;
+  private readonly lockTtlMs: number;
+  private readonly pollMs: number;
+  private readonly waitTimeoutMs: number;
+  private readonly minRemainingMs: number;
+
+  constructor(private readonly o: TokenProviderOptions) {
+    this.marginMs = (o.refreshMarginSec ?? 300) * 1000;
+    this.lockTtlMs = o.lockTtlMs ?? 10_000;
+    this.pollMs = o.pollMs ?? 50;
+    this.waitTimeoutMs = o.waitTimeoutMs ?? 3 * this.lockTtlMs;
+    this.minRemainingMs = o.minRemainingMs ?? 5_000;
+  }
+
+  /** A token to call with: the cached one, or (when it is missing or nearly expired) a new one. */
+  async getToken(): Promise<string> {
+    const cached = await this.read();
+    const now = Date.now();
+    if (cached && now < this.refreshAt(cached)) return cached.token;
+    const refresh = this.refreshOnce();
+    if (cached && now < cached.expiresAt - this.minRemainingMs) {
+      // Within the margin but still valid: use it, the refresh finishes in the background.
+      refresh.catch((err: unknown) =>
+        this.o.logger?.warn({ err: (err as Error).message }, 'background douyin token refresh failed'),
+      );
+      return cached.token;
+    }
+    return refresh;
+  }
+
+  /** Forgets the cached token if it is still `token` (the platform called it wrong or expired). */
+  async invalidate(token: string): Promise<void> {
+    await this.o.redis.eval(INVALIDATE_TOKEN, 1, this.o.cacheKey, token);
+  }
+
+  /** The cached entry, if present and not expired. */
+  async read(): Promise<CachedToken | undefined> {
+    return parseCached(await this.o.redis.get(this.o.cacheKey));
+  }
+
+  /** Stops waiting loops and waits for a refresh in flight (errors ignored). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.inflight?.catch(() => {});
+  }
+
+  private refreshAt(c: CachedToken): number {
+    const life = c.fetchedAt === undefined ? Number.POSITIVE_INFINITY : c.expiresAt - c.fetchedAt;
+    return c.expiresAt - Math.min(this.marginMs, life / 2);
+  }
+
+  private isFresh(c: CachedToken | undefined): c is CachedToken {
+    return c !== undefined && Date.now() < this.refreshAt(c);
+  }
+
+  /** Single flight within this process. */
+  private refreshOnce(): Promise<string> {
+    this.inflight ??= this.refresh().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async refresh(): Promise<string> {
+    const giveUpAt = Date.now() + this.waitTimeoutMs;
+    for (;;) {
+      const owner = randomUUID();
+      const locked = await this.o.redis.set(this.o.lockKey, owner, 'PX', this.lockTtlMs, 'NX');
+      if (locked === 'OK') return this.fetchUnderLock(owner);
+      // Another process is fetching: poll until its token appears, or its lock is gone
+      // (it failed or died) and we try to take the lock ourselves.
+      for (;;) {
+        if (this.closed)
+          throw new DouyinError({ kind: 'network', description: 'the token provider is closed' });
+        if (Date.now() > giveUpAt) {
+          throw new DouyinError({ kind: 'timeout', description: 'timed out waiting for the access token' });
+        }
+        await sleep(this.pollMs);
+        const [raw, lock] = await this.o.redis.mget(this.o.cacheKey, this.o.lockKey);
+        const c = parseCached(raw);
+        if (this.isFresh(c)) return c.token;
+        if (lock === null) break;
+      }
+    }
+  }
+
+  private async fetchUnderLock(owner: string): Promise<string> {
+    try {
+      // Another process may have stored a new token between our read and our lock.
+      const c = await this.read();
+      if (this.isFresh(c)) return c.token;
+      const fetchedAt = Date.now();
+      const f = await this.o.fetchToken();
+      const value: CachedToken = { token: f.token, expiresAt: fetchedAt + f.expiresInSec * 1000, fetchedAt };
+      await this.o.redis.set(this.o.cacheKey, JSON.stringify(value), 'EX', f.expiresInSec);
+      this.o.logger?.info({ expiresInSec: f.expiresInSec }, 'fetched a new douyin access token');
+      return f.token;
+    } finally {
+      await this.o.redis.eval(RELEASE_LOCK, 1, this.o.lockKey, owner).catch(() => {});
+    }
+  }
+}
+
+/** A cached entry from its Redis value; undefined when absent, malformed or expired. */
+export function parseCached(raw: string | null | undefined, now = Date.now()): CachedToken | undefined {
+  if (!raw) return undefined;
+  try {
+    const c = JSON.parse(raw) as Partial<CachedToken>;
+    if (typeof c.token !== 'string' || c.token === '' || typeof c.expiresAt !== 'number') return undefined;
+    if (c.expiresAt <= now) return undefined;
+    return {
+      token: c.token,
+      expiresAt: c.expiresAt,
+      fetchedAt: typeof c.fetchedAt === 'number' ? c.fetchedAt : undefined,
+    };
+  } catch {
+    return undefined;
+  }
+}

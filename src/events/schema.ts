@@ -1,0 +1,102 @@
+// The usage event: one zod schema shared by every way in (SDK, NDJSON import, HTTP).
+import { z } from 'zod';
+
+/** Limits of an event, documented in the README ("The usage event"). */
+export const EVENT_LIMITS = {
+  idMaxLength: 128,
+  maxCount: 1_000_000,
+  /** occurredAt may be at most this far in the past... */
+  maxPastMs: 30 * 24 * 3600 * 1000,
+  /** ...and at most this far in the future (producer clock skew). */
+  maxFutureMs: 5 * 60 * 1000,
+  attributesMaxKeys: 16,
+  attributesMaxBytes: 1024,
+} as const;
+
+// Printable ASCII without spaces: safe in logs, URLs and Douyin requests.
+const idString = (what: string) =>
+  z
+    .string({ error: `${what} must be a string` })
+    .min(1, `${what} must not be empty`)
+    .max(EVENT_LIMITS.idMaxLength, `${what} must be at most ${EVENT_LIMITS.idMaxLength} characters`)
+    .regex(/^[\x21-\x7e]+$/, `${what} must be printable ASCII without spaces`);
+
+const occurredAt = z
+  .union(
+    [
+      z.iso.datetime({
+        offset: true,
+        error: 'occurredAt must be an ISO-8601 date-time with offset or epoch milliseconds',
+      }),
+      z.number().int().nonnegative(),
+    ],
+    {
+      error: 'occurredAt must be an ISO-8601 date-time with offset or epoch milliseconds',
+    },
+  )
+  .transform((v, ctx) => {
+    const ms = typeof v === 'number' ? v : Date.parse(v);
+    const now = Date.now();
+    if (ms < now - EVENT_LIMITS.maxPastMs) {
+      ctx.addIssue({ code: 'custom', message: 'occurredAt is more than 30 days in the past' });
+      return z.NEVER;
+    }
+    if (ms > now + EVENT_LIMITS.maxFutureMs) {
+      ctx.addIssue({ code: 'custom', message: 'occurredAt is more than 5 minutes in the future' });
+      return z.NEVER;
+    }
+    return new Date(ms).toISOString();
+  });
+
+const attributes = z
+  .record(
+    z.string().min(1).max(64),
+    z.union([z.string().max(256), z.number(), z.boolean(), z.null()], {
+      error: 'attribute values must be strings (≤256), numbers, booleans or null',
+    }),
+  )
+  .refine((a) => Object.keys(a).length <= EVENT_LIMITS.attributesMaxKeys, {
+    message: `attributes may have at most ${EVENT_LIMITS.attributesMaxKeys} keys`,
+  })
+  .refine((a) => Buffer.byteLength(JSON.stringify(a)) <= EVENT_LIMITS.attributesMaxBytes, {
+    message: `attributes must serialize to at most ${EVENT_LIMITS.attributesMaxBytes} bytes`,
+  });
+
+export const usageEventSchema = z.strictObject({
+  eventId: idString('eventId'),
+  openId: idString('openId'),
+  serviceId: idString('serviceId'),
+  serviceModeId: idString('serviceModeId'),
+  count: z
+    .number({ error: 'count must be a number' })
+    .int('count must be an integer')
+    .min(1, 'count must be at least 1')
+    .max(EVENT_LIMITS.maxCount, `count must be at most ${EVENT_LIMITS.maxCount}`),
+  occurredAt: occurredAt.optional(),
+  isTestEnv: z.boolean({ error: 'isTestEnv must be a boolean' }).default(false),
+  attributes: attributes.optional(),
+});
+
+/** What a producer sends. */
+export type UsageEventInput = z.input<typeof usageEventSchema>;
+/** A validated event (occurredAt normalized to an ISO string, isTestEnv defaulted). */
+export type UsageEvent = z.output<typeof usageEventSchema>;
+
+export type EventValidation = { ok: true; event: UsageEvent } | { ok: false; errors: string[] };
+
+/** Validates one event; errors are human-readable, one per problem, prefixed by the field. */
+export function validateEvent(raw: unknown): EventValidation {
+  const r = usageEventSchema.safeParse(raw);
+  if (r.success) return { ok: true, event: r.data };
+  return {
+    ok: false,
+    errors: r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)),
+  };
+}
+
+/** The batching key of an event, as a string (used for logs and grouping in memory). */
+export function batchingKey(
+  e: Pick<UsageEvent, 'openId' | 'serviceId' | 'serviceModeId' | 'isTestEnv'>,
+): string {
+  return JSON.stringify([e.openId, e.serviceId, e.serviceModeId, e.isTestEnv]);
+}

@@ -1,0 +1,74 @@
+// Accepts raw events from the HTTP API and the NDJSON import: validates each,
+// reports duplicates it can see (within the call, and already in the ledger when a
+// database is given), enqueues the rest and resolves once Redis has them. The
+// ledger stays the final judge: an event that races a copy of itself through two
+// calls is reported accepted twice but recorded and charged once.
+import type { Redis } from 'ioredis';
+import { type UsageEvent, validateEvent } from '../events/schema.js';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import { existingEventIds } from '../ledger/sql.js';
+import { eventsTotal } from '../metrics.js';
+import { createQueues, type EventSource, enqueueEvents, type MeterQueues } from '../queue/queues.js';
+
+export interface IngestResult {
+  index: number;
+  eventId?: string;
+  status: 'accepted' | 'duplicate' | 'rejected';
+  errors?: string[];
+}
+
+export interface IngestorOptions {
+  redis: Redis;
+  /** Redis key prefix of the deployment (REDIS_PREFIX). */
+  prefix: string;
+  /** With a database, events already in the ledger are reported as duplicates. */
+  db?: PrismaClient;
+}
+
+export class Ingestor {
+  private readonly queues: MeterQueues;
+
+  constructor(private readonly o: IngestorOptions) {
+    this.queues = createQueues(o.redis, o.prefix);
+    // Reconnects are ioredis's job; a failed enqueue rejects ingest() itself.
+    this.queues.events.on('error', () => {});
+    this.queues.charge.on('error', () => {});
+  }
+
+  async ingest(raws: unknown[], source: EventSource): Promise<IngestResult[]> {
+    const results: IngestResult[] = [];
+    const valid: { index: number; event: UsageEvent }[] = [];
+    const seen = new Set<string>();
+    raws.forEach((raw, index) => {
+      const v = validateEvent(raw);
+      const id = (raw as { eventId?: unknown } | null)?.eventId;
+      const eventId = typeof id === 'string' ? id : undefined;
+      if (!v.ok) results[index] = { index, eventId, status: 'rejected', errors: v.errors };
+      else if (seen.has(v.event.eventId)) results[index] = { index, eventId, status: 'duplicate' };
+      else {
+        seen.add(v.event.eventId);
+        valid.push({ index, event: v.event });
+      }
+    });
+    const inLedger = this.o.db ? await existingEventIds(this.o.db, [...seen]) : new Set<string>();
+    const accepted: UsageEvent[] = [];
+    for (const { index, event } of valid) {
+      if (inLedger.has(event.eventId))
+        results[index] = { index, eventId: event.eventId, status: 'duplicate' };
+      else {
+        results[index] = { index, eventId: event.eventId, status: 'accepted' };
+        accepted.push(event);
+      }
+    }
+    await enqueueEvents(this.queues.events, accepted, source);
+    const count = (s: IngestResult['status']) => results.filter((r) => r.status === s).length;
+    eventsTotal.inc({ result: 'accepted', source }, accepted.length);
+    eventsTotal.inc({ result: 'duplicate', source }, count('duplicate'));
+    eventsTotal.inc({ result: 'rejected', source }, count('rejected'));
+    return results;
+  }
+
+  async close(): Promise<void> {
+    await this.queues.close();
+  }
+}

@@ -1,0 +1,98 @@
+// The deployment-wide limit on Douyin calls. The platform's QPS limit is per
+// application, so every worker process shares one limiter in Redis.
+//
+// We hand-write this instead of using BullMQ's queue limiter because that one
+// counts job starts in fixed windows (bursty at window edges, and blind to the
+// calls a job makes), while Douyin counts calls. This is GCRA with a burst of one:
+// each caller atomically reserves the next free slot and sleeps until it. Slots are
+// spaced so that any window of 1000 ms + `jitterToleranceMs` holds at most QPS
+// calls: calls delayed unevenly on their way (event loop, network) still arrive
+// within the platform's limit. A "too frequent"
+// answer pushes every future slot back, slowing the whole deployment down.
+import type { Redis } from 'ioredis';
+
+const reserveScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local maxWait = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now
+if wait > maxWait then return {0, tostring(wait)} end
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil((wait + interval) / 1000) + 60000)
+return {1, tostring(wait)}
+`;
+
+const penalizeScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local target = now + tonumber(ARGV[1])
+if tat < target then redis.call('SET', KEYS[1], tostring(target), 'PX', math.ceil(tonumber(ARGV[1]) / 1000) + 60000) end
+return 1
+`;
+
+export interface RateLimiterOptions {
+  redis: Redis;
+  /** Redis key holding the next free slot (theoretical arrival time). */
+  key: string;
+  /** Calls per second for the whole deployment. */
+  qps: number;
+  /** Uneven delay between a slot and the call's arrival that must not break the limit. Default 80 ms. */
+  jitterToleranceMs?: number;
+  /** Longest single reservation ahead; beyond it the caller waits and asks again. Default 5000 ms. */
+  maxReserveMs?: number;
+}
+
+export class RateLimiter {
+  private readonly intervalUs: number;
+  private readonly maxReserveUs: number;
+
+  constructor(private readonly options: RateLimiterOptions) {
+    const windowMs = 1_000 + (options.jitterToleranceMs ?? 80);
+    this.intervalUs = (windowMs * 1_000) / Math.max(1, options.qps - 1);
+    this.maxReserveUs = (options.maxReserveMs ?? 5_000) * 1000;
+  }
+
+  /** Waits for this caller's slot. Returns the time waited, in ms. */
+  async acquire(signal?: AbortSignal): Promise<number> {
+    const started = performance.now();
+    for (;;) {
+      const [granted, waitUs] = (await this.options.redis.eval(
+        reserveScript,
+        1,
+        this.options.key,
+        this.intervalUs,
+        this.maxReserveUs,
+      )) as [number, string];
+      const waitMs = Number(waitUs) / 1000;
+      if (granted === 1) {
+        if (waitMs > 0) await sleep(waitMs, signal);
+        return performance.now() - started;
+      }
+      // The queue of reservations is long: wait part of it without holding a slot.
+      await sleep(Math.min(waitMs - this.maxReserveUs / 1000, 1_000), signal);
+    }
+  }
+
+  /** Pushes every caller's next slot at least `ms` into the future. */
+  async penalize(ms: number): Promise<void> {
+    await this.options.redis.eval(penalizeScript, 1, this.options.key, Math.round(ms * 1000));
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,57 @@
+// The safety net: finds keys whose pending events or open batches have waited
+// longer than they should (a trigger lost to a crash, a Redis restart, a charge
+// job that ended before late events arrived) and schedules their charge job.
+// One process per interval does the work (a Redis lock).
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import { keysNeedingCharge } from '../ledger/sql.js';
+import { type ChargeJobData, scheduleCharge } from '../queue/queues.js';
+
+export interface SweeperOptions {
+  db: PrismaClient;
+  redis: Redis;
+  lockKey: string;
+  chargeQueue: Queue<ChargeJobData>;
+  intervalMs: number;
+  /** Work older than this is considered forgotten. */
+  staleAfterMs: number;
+  logger: Logger;
+}
+
+export class Sweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(private readonly o: SweeperOptions) {}
+
+  start() {
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.sweep().finally(() => (this.running = undefined));
+    }, this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop() {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass; returns how many keys it scheduled (0 when another process holds the turn). */
+  async sweep(): Promise<number> {
+    try {
+      const turn = await this.o.redis.set(this.o.lockKey, '1', 'PX', this.o.intervalMs, 'NX');
+      if (turn !== 'OK') return 0;
+      const keys = await keysNeedingCharge(this.o.db, this.o.staleAfterMs, 5_000);
+      if (keys.length > 0) {
+        await scheduleCharge(this.o.chargeQueue, keys, 0);
+        this.o.logger.info({ keys: keys.length }, 'sweeper scheduled keys with waiting work');
+      }
+      return keys.length;
+    } catch (err) {
+      this.o.logger.warn({ err }, 'sweep failed; will try again');
+      return 0;
+    }
+  }
+}

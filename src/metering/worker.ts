@@ -1,0 +1,151 @@
+// Assembles a worker process: the `events` consumer, the `charge` consumer, the
+// shared rate limiter and the sweeper. Many such processes may run at once.
+import { hostname } from 'node:os';
+import { type Job, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { createPrisma, type PrismaClient } from '../db/prisma.js';
+import { createDouyinClientFromConfig } from '../douyin/index.js';
+import { douyinCallDuration } from '../metrics.js';
+import {
+  CHARGE_QUEUE,
+  type ChargeJobData,
+  createQueues,
+  EVENTS_QUEUE,
+  type EventsJobData,
+  scheduleCharge,
+} from '../queue/queues.js';
+import { meterBackoff } from './backoff.js';
+import { Charger } from './charger.js';
+import { RetryableChargeError } from './errors.js';
+import { IngestProcessor } from './ingest-processor.js';
+import type { MeterDouyinApi } from './interfaces.js';
+import { RateLimiter } from './rate-limiter.js';
+import { Sweeper } from './sweeper.js';
+
+export interface MeterWorker {
+  readonly workerId: string;
+  /** Finishes in-flight jobs (and their Douyin calls), then closes every connection. */
+  close(): Promise<void>;
+}
+
+export interface MeterWorkerDeps {
+  config: Config;
+  logger: Logger;
+  /** Douyin API; by default a DouyinMarketClient built from the config. */
+  api?: MeterDouyinApi & { close?: () => Promise<void> };
+}
+
+export async function startMeterWorker({
+  config,
+  logger,
+  api: givenApi,
+}: MeterWorkerDeps): Promise<MeterWorker> {
+  const workerId = `${hostname()}:${process.pid}`;
+  const prefix = config.REDIS_PREFIX;
+  const redisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true };
+  // ioredis reconnects by itself after a Redis restart; errors meanwhile are logged, not fatal.
+  const connections: Redis[] = [];
+  const connect = () => {
+    const c = new Redis(config.REDIS_URL, redisOptions);
+    connections.push(c);
+    c.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+    return c;
+  };
+  const redis = connect();
+  const db: PrismaClient = createPrisma(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
+  const queues = createQueues(redis, prefix);
+
+  const api =
+    givenApi ??
+    createDouyinClientFromConfig(config, redis, {
+      logger,
+      onCall: (e: { method: string; durationMs: number; outcome: string; kind?: string }) =>
+        douyinCallDuration.observe(
+          { method: e.method, outcome: e.outcome, kind: e.kind ?? 'none' },
+          e.durationMs / 1000,
+        ),
+    });
+  const limiter = new RateLimiter({ redis, key: `${prefix}:douyin:ratelimit`, qps: config.DOUYIN_QPS });
+  const charger = new Charger({
+    db,
+    api,
+    limiter,
+    logger,
+    workerId,
+    insufficientPolicy: config.METER_INSUFFICIENT_POLICY,
+    maxEvents: config.METER_BATCH_MAX_EVENTS,
+    maxCount: config.METER_BATCH_MAX_COUNT,
+    deadlineSec: config.METER_RETRY_DEADLINE_SEC,
+  });
+  const ingest = new IngestProcessor({
+    db,
+    chargeQueue: queues.charge,
+    windowMs: config.METER_BATCH_WINDOW_MS,
+  });
+
+  const lockDuration = config.METER_STALL_SEC * 1000;
+  const common = {
+    connection: connect(),
+    prefix,
+    lockDuration,
+    stalledInterval: Math.max(1_000, Math.floor(lockDuration / 2)),
+    // A job whose worker died is taken over, however often that happens: losing it is never right.
+    maxStalledCount: 1_000_000,
+    settings: {
+      backoffStrategy: meterBackoff({ baseMs: config.METER_RETRY_BASE_MS, maxMs: config.METER_RETRY_MAX_MS }),
+    },
+  };
+
+  const eventsWorker = new Worker<EventsJobData>(EVENTS_QUEUE, (job) => ingest.process(job), {
+    ...common,
+    concurrency: config.METER_INGEST_CONCURRENCY,
+  });
+  const chargeWorker = new Worker<ChargeJobData>(
+    CHARGE_QUEUE,
+    async (job: Job<ChargeJobData>) => {
+      const outcome = await charger.chargeKey(job.data.keyId);
+      // Events that arrived during this run get the next run (deduplicated per key).
+      if (outcome !== 'idle')
+        await scheduleCharge(queues.charge, [job.data.keyId], config.METER_BATCH_WINDOW_MS);
+      return outcome;
+    },
+    { ...common, connection: connect(), concurrency: config.METER_CHARGE_CONCURRENCY },
+  );
+  for (const w of [eventsWorker, chargeWorker]) {
+    w.on('error', (err) => logger.warn({ err: err.message, queue: w.name }, 'worker error'));
+    w.on('failed', (job, err) => {
+      if (err instanceof RetryableChargeError) return; // recorded as an attempt already
+      logger.warn({ queue: w.name, jobId: job?.id, err: err.message }, 'job failed; it will be retried');
+    });
+  }
+
+  const sweeper = new Sweeper({
+    db,
+    redis,
+    lockKey: `${prefix}:sweeper`,
+    chargeQueue: queues.charge,
+    intervalMs: Math.max(1_000, config.METER_BATCH_WINDOW_MS),
+    staleAfterMs: 2 * config.METER_BATCH_WINDOW_MS + 2_000,
+    logger,
+  });
+  sweeper.start();
+  logger.info(
+    { workerId, qps: config.DOUYIN_QPS, policy: config.METER_INSUFFICIENT_POLICY },
+    'worker started',
+  );
+
+  return {
+    workerId,
+    async close() {
+      await sweeper.stop();
+      await Promise.all([eventsWorker.close(), chargeWorker.close()]);
+      await queues.close();
+      if (!givenApi) await (api as { close?: () => Promise<void> }).close?.();
+      await db.$disconnect();
+      for (const c of connections) c.disconnect();
+      logger.info({ workerId }, 'worker stopped');
+    },
+  };
+}

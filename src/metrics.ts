@@ -1,0 +1,54 @@
+// Prometheus metrics (prom-client), one registry per process. The server and the
+// worker both expose it on /metrics. Names are listed in the README ("Metrics").
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'um_process_' });
+
+export const eventsTotal = new Counter({
+  name: 'um_events_total',
+  help: 'Usage events received, by result (accepted, duplicate, rejected) and source (sdk, http, import, ledger)',
+  labelNames: ['result', 'source'] as const,
+  registers: [registry],
+});
+
+export const batchesTotal = new Counter({
+  name: 'um_batches_total',
+  help: 'Batches finished, by outcome (charged, partial, insufficient, dead)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+export const douyinCallDuration = new Histogram({
+  name: 'um_douyin_call_duration_seconds',
+  help: 'Duration of Douyin API calls, by method, outcome (success, error) and error kind',
+  labelNames: ['method', 'outcome', 'kind'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+export const rateLimitWait = new Histogram({
+  name: 'um_rate_limit_wait_seconds',
+  help: 'Time a Douyin call waited for the deployment-wide rate limiter',
+  buckets: [0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+
+export const rateLimitedTotal = new Counter({
+  name: 'um_rate_limited_total',
+  help: 'Douyin answers "too frequent" (2118110) that slowed the deployment down',
+  registers: [registry],
+});
+
+export const queueDepth = new Gauge({
+  name: 'um_queue_depth',
+  help: 'Jobs in the BullMQ queues, by queue and state (set on scrape)',
+  labelNames: ['queue', 'state'] as const,
+  registers: [registry],
+});
+
+export const oldestPendingEventAge = new Gauge({
+  name: 'um_oldest_pending_event_age_seconds',
+  help: 'Age of the oldest event not yet in a batch (set on scrape)',
+  registers: [registry],
+});

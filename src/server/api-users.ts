@@ -1,0 +1,94 @@
+// GET /api/users/:openId: everything about one user on one page: batching keys,
+// events by status, recent batches, charged totals per service mode, and the
+// remaining times Douyin reports right now.
+import type { FastifyInstance } from 'fastify';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import { douyinCallTimeoutMs, douyinFailure, type OperatorDouyinApi } from './douyin-api.js';
+import { parseOr400 } from './errors.js';
+import { openIdPath, userQuery } from './params.js';
+import { latestLogids } from './sql.js';
+import { batchView, keyView } from './views.js';
+
+export interface UserDeps {
+  db: PrismaClient;
+  douyin?: OperatorDouyinApi;
+}
+
+export const USER_RECENT_BATCHES = 20;
+
+export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
+  const { db } = d;
+
+  api.get('/users/:openId', async (req) => {
+    const { openId } = parseOr400(openIdPath, req.params, 'openId');
+    const { serviceId: extraServiceId } = parseOr400(userQuery, req.query, 'query');
+    const keys = await db.meterKey.findMany({ where: { openId }, orderBy: { id: 'asc' } });
+    const keyIds = keys.map((k) => k.id);
+    const [eventGroups, batches, charged] = await Promise.all([
+      db.usageEvent.groupBy({
+        by: ['status'],
+        where: { keyId: { in: keyIds } },
+        _count: { _all: true },
+        _sum: { count: true },
+      }),
+      db.chargeBatch.findMany({
+        where: { keyId: { in: keyIds } },
+        include: { key: true },
+        orderBy: { id: 'desc' },
+        take: USER_RECENT_BATCHES,
+      }),
+      // Charged batches are the successful DecrUserRemainTimes calls (a partial
+      // parent is 'partial'; its derived batches are the ones charged).
+      db.chargeBatch.groupBy({
+        by: ['keyId'],
+        where: { keyId: { in: keyIds }, status: 'charged' },
+        _sum: { count: true },
+        _count: { _all: true },
+      }),
+    ]);
+    const logids = await latestLogids(
+      db,
+      batches.map((b) => b.id),
+    );
+    const chargedByKey = new Map(charged.map((c) => [c.keyId, c]));
+    const serviceIds = [
+      ...new Set([...keys.map((k) => k.serviceId), ...(extraServiceId ? [extraServiceId] : [])]),
+    ];
+    const remaining = await Promise.all(
+      serviceIds.map((serviceId) => liveRemaining(d.douyin, openId, serviceId)),
+    );
+    return {
+      openId,
+      keys: keys.map(keyView),
+      events: Object.fromEntries(
+        eventGroups.map((g) => [g.status, { events: g._count._all, uses: g._sum.count ?? 0 }]),
+      ),
+      recentBatches: batches.map((b) => batchView(b, logids.get(String(b.id)) ?? null)),
+      charged: keys.map((k) => ({
+        ...keyView(k),
+        batches: chargedByKey.get(k.id)?._count._all ?? 0,
+        uses: chargedByKey.get(k.id)?._sum.count ?? 0,
+      })),
+      remaining,
+    };
+  });
+}
+
+/** One service's purchases as Douyin reports them now; a failure is shown, not thrown. */
+async function liveRemaining(douyin: OperatorDouyinApi | undefined, openId: string, serviceId: string) {
+  if (!douyin) {
+    return {
+      serviceId,
+      error: { kind: 'unavailable', code: null, message: 'no Douyin client configured', logid: null },
+    };
+  }
+  try {
+    const r = await douyin.getUserServicePurchaseList(
+      { openId, serviceId },
+      { signal: AbortSignal.timeout(douyinCallTimeoutMs) },
+    );
+    return { serviceId, purchases: r.purchaseInfoList };
+  } catch (err) {
+    return { serviceId, error: douyinFailure(err) };
+  }
+}

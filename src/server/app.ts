@@ -1,0 +1,145 @@
+// The HTTP server: ingestion (/v1/events, API keys), the operators' dashboard and
+// its JSON API (/ and /api/*, operator accounts), health and metrics. Built here
+// from its dependencies so tests can start it on port 0; workers/server.ts and the
+// demo start it from the configuration (start.ts).
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Redis } from 'ioredis';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import { Ingestor } from '../ingest/ingestor.js';
+import type { Logger } from '../logger.js';
+import { createQueues } from '../queue/queues.js';
+import { registerActionRoutes } from './api-actions.js';
+import { registerReadRoutes } from './api-read.js';
+import { registerUserRoutes } from './api-users.js';
+import { ApiKeys, Operators, type SessionOptions, SessionSigner } from './auth.js';
+import type { OperatorDouyinApi } from './douyin-api.js';
+import { errorBody, HttpError } from './errors.js';
+import { registerHealthRoutes } from './health.js';
+import { INGEST_BODY_LIMIT, registerIngestRoutes } from './ingest.js';
+import { registerSessionRoutes, requireOperator } from './session.js';
+import { registerWebRoutes } from './web.js';
+
+export interface ServerDeps {
+  db: PrismaClient;
+  /** Shared by the queues, the ingestor and the checks; closed by the caller. */
+  redis: Redis;
+  /** REDIS_PREFIX. */
+  prefix: string;
+  /** DATABASE_URL, for the pending-migrations check of /readyz. */
+  databaseUrl: string;
+  /** Producers' keys (API_KEYS). */
+  apiKeys: string[];
+  /** Operators: user -> password (DASHBOARD_USERS). */
+  users: ReadonlyMap<string, string>;
+  /** Douyin client for user lookups and the purchase tools; without it they answer 503. */
+  douyin?: OperatorDouyinApi;
+  logger: Logger;
+  session?: SessionOptions;
+  /** Built dashboard directory. Default <checkout>/dist-web. */
+  webDir?: string;
+  /** Body limit of POST /v1/events, bytes. Default 1 MiB. */
+  ingestBodyLimit?: number;
+  /** Time each /readyz check may take, ms. Default 1000. */
+  readyTimeoutMs?: number;
+}
+
+// Producers send many requests a second and every dashboard polls: per-request lines
+// at info would drown the rest, so they are debug (LOG_LEVEL=debug shows them).
+class QuietRequestLogs extends LogController {
+  override incomingRequest(): void {}
+  override requestCompleted(err: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    req.log.debug(
+      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime), err },
+      'request',
+    );
+  }
+}
+
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const { logger } = deps;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new QuietRequestLogs(),
+    // Operator bodies are small; /v1/events sets its own limit.
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true,
+  });
+
+  app.setErrorHandler((err: FastifyError | HttpError, req, reply) => {
+    if (err instanceof HttpError)
+      return reply.code(err.statusCode).send(errorBody(err.code, err.message, err.details));
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) {
+      req.log.error({ err, url: req.url, method: req.method }, 'request failed');
+      return reply.code(status).send(errorBody('internal', 'internal error; see the server log'));
+    }
+    // Fastify's own client errors: body too large, malformed JSON, wrong content type...
+    const code =
+      status === 413
+        ? 'payload_too_large'
+        : status === 415
+          ? 'unsupported_media_type'
+          : err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError
+            ? 'malformed_json'
+            : 'invalid_request';
+    return reply.code(status).send(errorBody(code, err.message));
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)),
+  );
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+  });
+
+  const queues = createQueues(deps.redis, deps.prefix);
+  // Without a listener BullMQ prints every Redis connection error to stderr; the
+  // Redis client's own listener (start.ts) already logs them once.
+  for (const q of [queues.events, queues.charge]) q.on('error', () => {});
+  const ingestor = new Ingestor({ redis: deps.redis, prefix: deps.prefix, db: deps.db });
+  const fallbackIngestor = new Ingestor({ redis: deps.redis, prefix: deps.prefix });
+  app.addHook('onClose', async () => {
+    await Promise.all([queues.close(), ingestor.close(), fallbackIngestor.close()]);
+  });
+
+  registerHealthRoutes(app, {
+    db: deps.db,
+    redis: deps.redis,
+    queues,
+    databaseUrl: deps.databaseUrl,
+    logger,
+    readyTimeoutMs: deps.readyTimeoutMs,
+  });
+  registerIngestRoutes(app, {
+    apiKeys: new ApiKeys(deps.apiKeys),
+    ingestor,
+    fallbackIngestor,
+    logger,
+    bodyLimit: deps.ingestBodyLimit ?? INGEST_BODY_LIMIT,
+  });
+
+  const sessionDeps = {
+    operators: new Operators(deps.users),
+    sessions: new SessionSigner(deps.session),
+    logger,
+  };
+  registerSessionRoutes(app, sessionDeps);
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', requireOperator(sessionDeps));
+      registerReadRoutes(api, deps);
+      registerUserRoutes(api, deps);
+      registerActionRoutes(api, deps);
+    },
+    { prefix: '/api' },
+  );
+  registerWebRoutes(app, deps.webDir);
+  await app.ready();
+  return app;
+}

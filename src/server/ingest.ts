@@ -1,0 +1,99 @@
+// POST /v1/events: producers send one event or an array of up to 1,000 with an
+// API key. The answer (202) comes only after the accepted events are durable in
+// Redis, with one result per event in the order sent.
+import type { FastifyInstance } from 'fastify';
+import type { Ingestor, IngestResult } from '../ingest/ingestor.js';
+import type { Logger } from '../logger.js';
+import type { ApiKeys } from './auth.js';
+import { HttpError } from './errors.js';
+import { withTimeout } from './timeout.js';
+
+/** Most events in one request. */
+export const MAX_EVENTS_PER_REQUEST = 1_000;
+/** Largest request body of /v1/events, bytes (1 MiB): 1,000 events of ~1 KiB each. */
+export const INGEST_BODY_LIMIT = 1024 * 1024;
+
+export interface IngestRouteDeps {
+  apiKeys: ApiKeys;
+  /** Reports events already in the ledger as duplicates. */
+  ingestor: Ingestor;
+  /** Used when the ledger cannot be asked (PostgreSQL down): ingestion needs only Redis. */
+  fallbackIngestor: Ingestor;
+  logger: Logger;
+  bodyLimit?: number;
+  /** How long the request may wait for Redis, ms. Default 10000. */
+  timeoutMs?: number;
+}
+
+export interface IngestResponse {
+  results: IngestResult[];
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+}
+
+export function registerIngestRoutes(app: FastifyInstance, d: IngestRouteDeps): void {
+  const timeoutMs = d.timeoutMs ?? 10_000;
+
+  const ingest = async (events: unknown[]): Promise<IngestResult[]> => {
+    try {
+      return await d.ingestor.ingest(events, 'http');
+    } catch (err) {
+      // Nothing was enqueued when the ledger lookup failed; Redis alone decides now
+      // (the ledger still drops a duplicate later, it just is reported as accepted).
+      d.logger.warn({ err: (err as Error).message }, 'ingest with ledger lookup failed; retrying without it');
+      return d.fallbackIngestor.ingest(events, 'http');
+    }
+  };
+
+  app.post(
+    '/v1/events',
+    {
+      bodyLimit: d.bodyLimit ?? INGEST_BODY_LIMIT,
+      onRequest: async (req) => {
+        if (!d.apiKeys.check(req.headers.authorization)) {
+          throw new HttpError(
+            401,
+            'unauthorized',
+            'a valid API key is required: Authorization: Bearer <key>',
+          );
+        }
+      },
+    },
+    async (req, reply): Promise<IngestResponse> => {
+      const body = req.body;
+      let events: unknown[];
+      if (Array.isArray(body)) events = body;
+      else if (body !== null && typeof body === 'object') events = [body];
+      else
+        throw new HttpError(400, 'invalid_request', 'the body must be an event object or an array of events');
+      if (events.length === 0) throw new HttpError(400, 'invalid_request', 'the array of events is empty');
+      if (events.length > MAX_EVENTS_PER_REQUEST) {
+        throw new HttpError(
+          400,
+          'too_many_events',
+          `at most ${MAX_EVENTS_PER_REQUEST} events per request (got ${events.length}); nothing was accepted`,
+        );
+      }
+      let results: IngestResult[];
+      try {
+        results = await withTimeout(ingest(events), timeoutMs, 'enqueueing the events');
+      } catch (err) {
+        d.logger.error({ err: (err as Error).message }, 'ingest failed');
+        throw new HttpError(
+          503,
+          'unavailable',
+          'the events could not be stored; retry with the same eventIds (duplicates are dropped)',
+        );
+      }
+      const count = (s: IngestResult['status']) => results.filter((r) => r.status === s).length;
+      reply.code(202);
+      return {
+        results,
+        accepted: count('accepted'),
+        duplicates: count('duplicate'),
+        rejected: count('rejected'),
+      };
+    },
+  );
+}

@@ -1,0 +1,76 @@
+// zod schemas of the operator API's inputs (query strings, path parameters, bodies).
+import { z } from 'zod';
+
+export const BATCH_STATUSES = ['open', 'charged', 'partial', 'insufficient', 'dead'] as const;
+
+/** An id of ours (BIGINT) as a decimal string. */
+export const idParam = z
+  .string()
+  .regex(/^[1-9][0-9]{0,18}$/, 'must be a positive integer')
+  .transform((s) => BigInt(s));
+
+/** A Douyin/producer identifier, the same rule as in events. */
+export const identifier = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128, 'must be at most 128 characters')
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+/** A point in time: ISO-8601 or epoch milliseconds. */
+export const instant = z
+  .string()
+  .min(1)
+  .transform((s, ctx) => {
+    const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+    if (!Number.isFinite(ms)) {
+      ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date-time or epoch milliseconds' });
+      return z.NEVER;
+    }
+    return new Date(ms);
+  });
+
+export const batchListQuery = z.strictObject({
+  status: z.enum(BATCH_STATUSES).optional(),
+  openId: identifier.optional(),
+  since: instant.optional(),
+  until: instant.optional(),
+  /** The nextCursor of the previous page: batches with a smaller id follow. */
+  cursor: idParam.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+export const idPath = z.strictObject({ id: idParam });
+export const openIdPath = z.strictObject({ openId: identifier });
+export const userQuery = z.strictObject({ serviceId: identifier.optional() });
+
+export const timeseriesQuery = z.strictObject({
+  minutes: z.coerce.number().int().min(1).max(1440).default(60),
+});
+
+export const douyinHealthQuery = z.strictObject({
+  windowSec: z.coerce.number().int().min(10).max(86_400).default(300),
+});
+
+export const purchaseListQuery = z.strictObject({ openId: identifier, serviceId: identifier });
+
+const purchaseKey = {
+  openId: identifier,
+  serviceId: identifier,
+  serviceModeId: identifier,
+  outTradeNo: identifier.max(64, 'must be at most 64 characters'),
+};
+
+export const insertPurchaseBody = z.strictObject({
+  ...purchaseKey,
+  periodType: z.number().int().min(0).max(1_000),
+  /** Purchase time, epoch milliseconds. */
+  purchaseTime: z.number().int().min(1_000_000_000_000, 'must be epoch milliseconds'),
+  /** Bought duration, for time-based specifications. */
+  duration: z.number().int().positive().optional(),
+  /** Uses bought, for count-based specifications. */
+  usageTimes: z.number().int().positive().optional(),
+});
+
+export const deletePurchaseBody = z.strictObject(purchaseKey);
+
+export const emptyBody = z.union([z.undefined(), z.null(), z.strictObject({})]);

@@ -1,0 +1,78 @@
+// Operator sign-in. The dashboard uses the session cookie (HttpOnly, SameSite=Strict,
+// HMAC-signed, no server-side state); scripts may send HTTP Basic instead. API keys
+// never open the operator API.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Logger } from '../logger.js';
+import {
+  type Operators,
+  parseBasic,
+  parseCookies,
+  SESSION_COOKIE,
+  type SessionSigner,
+  sessionCookie,
+} from './auth.js';
+import { HttpError, parseOr400 } from './errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The signed-in operator (set by requireOperator). */
+    operator?: string;
+  }
+}
+
+export interface SessionDeps {
+  operators: Operators;
+  sessions: SessionSigner;
+  logger: Logger;
+}
+
+/** The operator of a request: its session cookie, else its Basic credentials. */
+export function operatorOf(req: FastifyRequest, d: SessionDeps): string | undefined {
+  const fromCookie = d.sessions.verify(parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+  if (fromCookie) return fromCookie;
+  const basic = parseBasic(req.headers.authorization);
+  return basic ? d.operators.verify(basic.user, basic.password) : undefined;
+}
+
+/** onRequest hook of the operator API. */
+export function requireOperator(d: SessionDeps) {
+  return async (req: FastifyRequest) => {
+    const user = operatorOf(req, d);
+    if (!user)
+      throw new HttpError(401, 'unauthorized', 'sign in first (POST /api/session) or use HTTP Basic');
+    req.operator = user;
+  };
+}
+
+const signInSchema = z.strictObject({
+  user: z.string().min(1).max(200),
+  password: z.string().min(1).max(1000),
+});
+
+export function registerSessionRoutes(app: FastifyInstance, d: SessionDeps): void {
+  const secure = (req: FastifyRequest) => req.protocol === 'https';
+
+  app.post('/api/session', async (req, reply) => {
+    const { user, password } = parseOr400(signInSchema, req.body, 'sign-in');
+    const ok = d.operators.verify(user, password);
+    if (!ok) {
+      d.logger.warn({ user, ip: req.ip }, 'dashboard sign-in failed');
+      throw new HttpError(401, 'unauthorized', 'wrong user or password');
+    }
+    d.logger.info({ actor: ok, ip: req.ip }, 'dashboard sign-in');
+    reply.header('set-cookie', sessionCookie(d.sessions.issue(ok), d.sessions.ttlSec, secure(req)));
+    return { user: ok, expiresInSec: d.sessions.ttlSec };
+  });
+
+  app.get('/api/session', async (req) => {
+    const user = operatorOf(req, d);
+    if (!user) throw new HttpError(401, 'unauthorized', 'not signed in');
+    return { user };
+  });
+
+  app.delete('/api/session', async (req, reply) => {
+    reply.header('set-cookie', sessionCookie('', 0, secure(req)));
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,78 @@
+// Starts the HTTP server from the configuration: the connections it needs, the
+// Douyin client, the dashboard build, then listen. Used by `npm start` and the demo.
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import { createPrisma } from '../db/prisma.js';
+import type { Logger } from '../logger.js';
+import { douyinCallDuration } from '../metrics.js';
+import { buildServer } from './app.js';
+import { parseApiKeys, parseDashboardUsers } from './auth.js';
+import type { OperatorDouyinApi } from './douyin-api.js';
+import { ensureWebBuilt } from './web.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  /** e.g. http://127.0.0.1:3000 */
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface StartServerOptions {
+  config: Config;
+  logger: Logger;
+  /** Default: a DouyinMarketClient from the configuration (when DOUYIN_CLIENT_KEY/SECRET are set). */
+  douyin?: OperatorDouyinApi & { close?: () => Promise<void> };
+}
+
+export async function startServer({
+  config,
+  logger,
+  douyin: givenDouyin,
+}: StartServerOptions): Promise<RunningServer> {
+  // Fail on bad credentials settings before opening any connection.
+  const apiKeys = parseApiKeys(config.API_KEYS);
+  const users = parseDashboardUsers(config.DASHBOARD_USERS);
+  await ensureWebBuilt(logger);
+
+  // A few retries per command, not forever: a request must fail (503) while Redis is away.
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const db = createPrisma(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
+  let douyin = givenDouyin;
+  if (!douyin && config.DOUYIN_CLIENT_KEY && config.DOUYIN_CLIENT_SECRET) {
+    const { createDouyinClientFromConfig } = await import('../douyin/index.js');
+    douyin = createDouyinClientFromConfig(config, redis, {
+      logger,
+      onCall: (e) =>
+        douyinCallDuration.observe(
+          { method: e.method, outcome: e.outcome, kind: e.kind ?? 'none' },
+          e.durationMs / 1000,
+        ),
+    });
+  }
+
+  const app = await buildServer({
+    db,
+    redis,
+    prefix: config.REDIS_PREFIX,
+    databaseUrl: config.DATABASE_URL!,
+    apiKeys,
+    users,
+    douyin,
+    logger,
+  });
+  const address = await app.listen({ port: config.PORT, host: config.HOST });
+  const url = address.replace('[::1]', 'localhost');
+  logger.info({ url, dashboard: `${url}/` }, 'server listening');
+  return {
+    app,
+    url,
+    async close() {
+      await app.close();
+      if (!givenDouyin) await douyin?.close?.();
+      await db.$disconnect();
+      redis.disconnect();
+    },
+  };
+}

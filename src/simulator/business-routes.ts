@@ -1,0 +1,126 @@
+// The four business endpoints. Each call goes: count on receipt (QPS) -> latency ->
+// faults (reset, hang, 5xx, busy; drawn independently in that order) -> token ->
+// validate -> apply -> for a decr that applied, maybe lose the answer.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { jsonBody, type ParsedBody } from './body.js';
+import type { SimulatorCore } from './core.js';
+import { CODES, envelope } from './envelope.js';
+import {
+  type Checked,
+  checkDecr,
+  checkDeletePurchase,
+  checkInsertPurchase,
+  checkPurchaseListQuery,
+} from './validate.js';
+
+export const PATHS = {
+  decr: '/market/service/user/remaintimes/decr/',
+  insertPurchase: '/market/service/user/insert/purchase/info/',
+  deletePurchase: '/market/service/user/delete/purchase/info/',
+  purchaseList: '/market/service/user/purchase/list/',
+} as const;
+
+const UNAVAILABLE_HTML = '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>';
+
+/** What a route's logic decided; `applied` marks a decr that deducted. */
+interface Outcome {
+  code: number;
+  fields?: Record<string, unknown>;
+  detail?: string;
+  applied?: boolean;
+}
+
+type Logic = (req: FastifyRequest) => Outcome;
+
+/** Destroys the connection without an answer; Fastify must not touch the reply afterwards. */
+function dropConnection(req: FastifyRequest, reply: FastifyReply): void {
+  reply.hijack();
+  req.raw.socket.destroy();
+}
+
+function withParams<T>(checked: Checked<T>, apply: (value: T) => Outcome): Outcome {
+  if (!checked.ok) return { code: CODES.INVALID_PARAMETER, detail: checked.problem };
+  return apply(checked.value);
+}
+
+function fromBody<T>(parsed: ParsedBody, check: (b: unknown) => Checked<T>): Checked<T> {
+  return parsed.ok ? check(parsed.value) : parsed;
+}
+
+export function registerBusinessRoutes(app: FastifyInstance, core: SimulatorCore): void {
+  const route = (method: 'GET' | 'POST', path: string, logic: Logic, losable = false) => {
+    app.route({
+      method,
+      url: path,
+      handler: async (req, reply) => {
+        const admitted = core.admit(path);
+        const delay = core.latency();
+        if (delay > 0) await core.sleep(delay);
+        if (!admitted) return envelope(CODES.TOO_FREQUENT);
+
+        const f = core.faults;
+        const c = core.calls;
+        if (f.resetRate > 0 && Math.random() < f.resetRate) {
+          c.resets++;
+          return dropConnection(req, reply);
+        }
+        if (f.hangRate > 0 && Math.random() < f.hangRate) {
+          c.hangs++;
+          reply.hijack();
+          const socket = req.raw.socket;
+          const cancel = core.later(f.hangMs, () => socket.destroy());
+          socket.once('close', cancel);
+          return;
+        }
+        if (f.http5xxRate > 0 && Math.random() < f.http5xxRate) {
+          c.http5xx++;
+          return reply.code(503).type('text/html; charset=utf-8').send(UNAVAILABLE_HTML);
+        }
+        if (f.busyRate > 0 && Math.random() < f.busyRate) {
+          c.busy++;
+          return envelope(CODES.SYSTEM_BUSY);
+        }
+
+        const token = req.headers['access-token'];
+        const auth = core.tokens.check(typeof token === 'string' ? token : undefined);
+        if (auth === 'wrong') return envelope(CODES.TOKEN_WRONG);
+        if (auth === 'expired') return envelope(CODES.TOKEN_EXPIRED);
+
+        const out = logic(req);
+        if (losable && out.applied) {
+          // Read the rate now: the deduction is applied, only the answer is lost.
+          const rate = core.faults.appliedButLostRate;
+          if (rate > 0 && Math.random() < rate) {
+            c.appliedButLost++;
+            return dropConnection(req, reply);
+          }
+        }
+        return envelope(out.code, out.fields, out.detail);
+      },
+    });
+  };
+
+  route(
+    'POST',
+    PATHS.decr,
+    (req) =>
+      withParams(fromBody(jsonBody(req), checkDecr), (p) => {
+        const r = core.store.decr(p);
+        if (r.replay) core.calls.replays++;
+        return { code: r.code, applied: r.applied };
+      }),
+    true,
+  );
+  route('POST', PATHS.insertPurchase, (req) =>
+    withParams(fromBody(jsonBody(req), checkInsertPurchase), (p) => ({ code: core.store.insertPurchase(p) })),
+  );
+  route('POST', PATHS.deletePurchase, (req) =>
+    withParams(fromBody(jsonBody(req), checkDeletePurchase), (p) => ({ code: core.store.deletePurchase(p) })),
+  );
+  route('GET', PATHS.purchaseList, (req) =>
+    withParams(checkPurchaseListQuery(req.query), (q) => ({
+      code: CODES.SUCCESS,
+      fields: { purchase_info_list: core.store.purchaseList(q.openId, q.serviceId) },
+    })),
+  );
+}

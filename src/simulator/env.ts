@@ -1,0 +1,65 @@
+// SIM_* environment variables of `npm run sim`, parsed with zod into SimulatorOptions.
+import { z } from 'zod';
+import { SIMULATOR_DEFAULTS } from './server.js';
+import type { SimulatorOptions } from './types.js';
+
+// An empty variable counts as unset.
+const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const int = (min: number, max: number) =>
+  z.preprocess(blankToUndefined, z.coerce.number().int().min(min).max(max).optional());
+const rate = z.preprocess(blankToUndefined, z.coerce.number().min(0).max(1).optional());
+const text = z.preprocess(blankToUndefined, z.string().min(1).optional());
+
+export const simulatorEnvSchema = z.object({
+  SIM_PORT: int(0, 65_535),
+  SIM_HOST: text,
+  SIM_CLIENT_KEY: text,
+  SIM_CLIENT_SECRET: text,
+  SIM_TOKEN_TTL_SEC: int(1, 31_536_000),
+  SIM_QPS: int(0, 10_000_000),
+  SIM_LATENCY_MS: int(0, 3_600_000),
+  SIM_LATENCY_JITTER_MS: int(0, 3_600_000),
+  SIM_BUSY_RATE: rate,
+  SIM_HTTP5XX_RATE: rate,
+  SIM_RESET_RATE: rate,
+  SIM_HANG_RATE: rate,
+  SIM_HANG_MS: int(0, 3_600_000),
+  SIM_APPLIED_BUT_LOST_RATE: rate,
+});
+
+export class SimulatorEnvError extends Error {
+  override name = 'SimulatorEnvError';
+  constructor(readonly problems: string[]) {
+    super(`invalid simulator configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Parses the SIM_* variables; throws SimulatorEnvError naming every bad one. */
+export function simulatorOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): SimulatorOptions {
+  const parsed = simulatorEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new SimulatorEnvError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const faults: SimulatorOptions['faults'] = {};
+  const set = (k: keyof NonNullable<SimulatorOptions['faults']>, v: number | undefined) => {
+    if (v !== undefined) faults[k] = v;
+  };
+  set('qps', e.SIM_QPS);
+  set('latencyMs', e.SIM_LATENCY_MS);
+  set('latencyJitterMs', e.SIM_LATENCY_JITTER_MS);
+  set('busyRate', e.SIM_BUSY_RATE);
+  set('http5xxRate', e.SIM_HTTP5XX_RATE);
+  set('resetRate', e.SIM_RESET_RATE);
+  set('hangRate', e.SIM_HANG_RATE);
+  set('hangMs', e.SIM_HANG_MS);
+  set('appliedButLostRate', e.SIM_APPLIED_BUT_LOST_RATE);
+  return {
+    port: e.SIM_PORT ?? 8787,
+    host: e.SIM_HOST ?? SIMULATOR_DEFAULTS.host,
+    clientKey: e.SIM_CLIENT_KEY ?? SIMULATOR_DEFAULTS.clientKey,
+    clientSecret: e.SIM_CLIENT_SECRET ?? SIMULATOR_DEFAULTS.clientSecret,
+    tokenTtlSec: e.SIM_TOKEN_TTL_SEC ?? SIMULATOR_DEFAULTS.tokenTtlSec,
+    faults,
+  };
+}

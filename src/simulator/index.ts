@@ -1,0 +1,15 @@
+// The Douyin service-market simulator: a local server for testing exactly-once charging.
+
+export { PATHS as SIMULATOR_PATHS } from './business-routes.js';
+export { DEFAULT_FAULTS, InvalidFaultsError } from './faults.js';
+export { SIMULATOR_DEFAULTS, startSimulator } from './server.js';
+export type {
+  BalanceInput,
+  RunningSimulator,
+  SimulatorBalance,
+  SimulatorCalls,
+  SimulatorFaults,
+  SimulatorOptions,
+  SimulatorState,
+  SimulatorTrade,
+} from './types.js';

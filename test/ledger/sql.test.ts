@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
+import {
+  createDerivedBatch,
+  existingEventIds,
+  formBatch,
+  insertEvents,
+  keyHasWork,
+  keysNeedingCharge,
+  openBatchOfKey,
+  recordFailedAttempt,
+  settleBatch,
+  settlePartialParent,
+  upsertKeys,
+} from '../../src/ledger/sql.js';
+import { createTestDatabase } from '../support/services.js';
+
+let db: PrismaClient;
+beforeAll(async () => {
+  db = createPrisma(await createTestDatabase('ledger'));
+});
+afterAll(async () => db.$disconnect());
+
+const key = (openId: string) => ({ openId, serviceId: 's1', serviceModeId: 'm1', isTestEnv: false });
+const ev = (eventId: string, keyId: number, count = 1) => ({
+  eventId,
+  keyId,
+  count,
+  occurredAt: null,
+  enqueuedAt: new Date().toISOString(),
+  attributes: eventId.endsWith('a') ? JSON.stringify({ plan: 'x' }) : null,
+});
+const attempt = (batchId: bigint, outTradeNo: string, count: number) => ({
+  batchId,
+  outTradeNo,
+  count,
+  startedAt: new Date(),
+  durationMs: 12,
+  httpStatus: 200,
+  errorCode: 0,
+  subErrorCode: null,
+  description: null,
+  logid: 'LOG1',
+  outcome: 'success' as const,
+  errorKind: null,
+  workerId: 'w1',
+});
+
+describe('ledger SQL', () => {
+  it('upserts keys idempotently and deduplicates events by eventId', async () => {
+    const ids = await upsertKeys(db, [key('u1'), key('u2'), key('u1')]);
+    const again = await upsertKeys(db, [key('u2')]);
+    expect(ids.size).toBe(2);
+    const k1 = [...ids.values()][0]!;
+    expect([...again.values()][0]).toBe(ids.get(JSON.stringify(['u2', 's1', 'm1', false])));
+    const first = await insertEvents(db, [ev('e1a', k1), ev('e2', k1, 5), ev('e2', k1, 5)]);
+    expect(first).toEqual([k1, k1]);
+    const second = await insertEvents(db, [ev('e1a', k1), ev('e3', k1, 2)]);
+    expect(second).toEqual([k1]);
+    expect(await existingEventIds(db, ['e1a', 'e3', 'nope'])).toEqual(new Set(['e1a', 'e3']));
+    const row = await db.usageEvent.findUnique({ where: { eventId: 'e1a' } });
+    expect(row?.attributes).toEqual({ plan: 'x' });
+  });
+
+  it('forms a batch with the exact count, caps it by events and count, and settles it', async () => {
+    const ids = await upsertKeys(db, [key('u3')]);
+    const k = [...ids.values()][0]!;
+    await insertEvents(db, [ev('b1', k, 3), ev('b2', k, 4), ev('b3', k, 10), ev('b4', k, 1)]);
+    expect(await keyHasWork(db, k)).toBe(true);
+    // maxCount 8 takes b1+b2 (7) and stops before b3.
+    expect(
+      await formBatch(db, { keyId: k, outTradeNo: 'T1', maxEvents: 100, maxCount: 8, deadlineSec: 60 }),
+    ).toBe(true);
+    const b = (await openBatchOfKey(db, k))!;
+    expect(b).toMatchObject({ outTradeNo: 'T1', count: 7, eventCount: 2, openId: 'u3', isTestEnv: false });
+    // An open batch is found again, never a second one for the same events.
+    await recordFailedAttempt(db, {
+      ...attempt(b.id, 'T1', 7),
+      outcome: 'error',
+      errorKind: 'network',
+      errorCode: null,
+    });
+    expect((await openBatchOfKey(db, k))!.attempts).toBe(1);
+    expect(await settleBatch(db, attempt(b.id, 'T1', 7), b.id, { status: 'charged' })).toBe(true);
+    expect(await settleBatch(db, attempt(b.id, 'T1', 7), b.id, { status: 'charged' })).toBe(false);
+    const events = await db.usageEvent.findMany({ where: { keyId: k }, orderBy: { seq: 'asc' } });
+    expect(events.map((e) => e.status)).toEqual(['charged', 'charged', 'pending', 'pending']);
+    const attempts = await db.callAttempt.findMany({
+      where: { batchId: b.id },
+      orderBy: { attemptNo: 'asc' },
+    });
+    expect(attempts.map((a) => [a.attemptNo, a.outcome, a.logid])).toEqual([
+      [1, 'error', 'LOG1'],
+      [2, 'success', 'LOG1'],
+    ]);
+    // maxEvents 1 takes one event; a first event above maxCount is still taken alone.
+    expect(
+      await formBatch(db, { keyId: k, outTradeNo: 'T2', maxEvents: 1, maxCount: 2, deadlineSec: 60 }),
+    ).toBe(true);
+    expect((await openBatchOfKey(db, k))!).toMatchObject({ count: 10, eventCount: 1 });
+  });
+
+  it('settles a partial parent: events charged in arrival order while they fit, the rest overage', async () => {
+    const ids = await upsertKeys(db, [key('u4')]);
+    const k = [...ids.values()][0]!;
+    await insertEvents(db, [ev('p1', k, 2), ev('p2', k, 2), ev('p3', k, 2)]);
+    await formBatch(db, { keyId: k, outTradeNo: 'P', maxEvents: 100, maxCount: 100, deadlineSec: 60 });
+    const parent = (await openBatchOfKey(db, k))!;
+    await createDerivedBatch(db, parent, 1, 4);
+    await createDerivedBatch(db, parent, 1, 4); // after a crash: found, not duplicated
+    const child = (await openBatchOfKey(db, k))!;
+    expect(child).toMatchObject({ outTradeNo: 'P-p1', count: 4, parentId: parent.id });
+    await db.$transaction(async (tx) => {
+      await settleBatch(tx, attempt(child.id, 'P-p1', 4), child.id, { status: 'charged' });
+      await settlePartialParent(tx, parent.id, 4);
+    });
+    const p = await db.chargeBatch.findUniqueOrThrow({ where: { id: parent.id } });
+    expect(p).toMatchObject({ status: 'partial', chargedCount: 4, overageCount: 2 });
+    const events = await db.usageEvent.findMany({ where: { keyId: k }, orderBy: { seq: 'asc' } });
+    expect(events.map((e) => e.status)).toEqual(['charged', 'charged', 'overage']);
+  });
+
+  it('finds keys whose work has waited too long', async () => {
+    const ids = await upsertKeys(db, [key('u5')]);
+    const k = [...ids.values()][0]!;
+    await insertEvents(db, [ev('s1', k)]);
+    expect(await keysNeedingCharge(db, 60_000, 100)).not.toContain(k);
+    await db.$executeRaw`UPDATE usage_event SET received_at = now() - interval '2 minutes' WHERE event_id = 's1'`;
+    expect(await keysNeedingCharge(db, 60_000, 100)).toContain(k);
+  });
+});

@@ -1,0 +1,62 @@
+// A user whose remaining times run out: both policies, exact accounting.
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Pipeline, startPipeline } from '../support/pipeline.js';
+
+const ev = (id: string, openId: string, count: number) => ({
+  eventId: id,
+  openId,
+  serviceId: 's1',
+  serviceModeId: 'm1',
+  count,
+});
+
+describe('insufficient remaining times', () => {
+  let p: Pipeline;
+  afterEach(async () => p.close());
+
+  it('reject: charges nothing for the refused batch and marks it and its events insufficient', async () => {
+    p = await startPipeline({ label: 'rej', env: { METER_BATCH_WINDOW_MS: '300' } });
+    p.sim.setBalance({ openId: 'poor', serviceId: 's1', serviceModeId: 'm1', remaining: 5 });
+    await p.send([ev('r1', 'poor', 3), ev('r2', 'poor', 4)]);
+    await p.startWorker();
+    await waitForFinal(p);
+    const batch = await p.db.chargeBatch.findFirstOrThrow({ include: { attemptsLog: true } });
+    expect(batch).toMatchObject({ status: 'insufficient', count: 7, chargedCount: 0 });
+    expect(batch.attemptsLog.at(-1)).toMatchObject({ errorKind: 'insufficient_balance', errorCode: 2119001 });
+    expect(await p.db.usageEvent.count({ where: { status: 'insufficient' } })).toBe(2);
+    const bal = p.sim.state().balances.find((b) => b.openId === 'poor')!;
+    expect(bal).toMatchObject({ remaining: 5, deducted: 0 });
+  });
+
+  it('partial: deducts what is left under a derived out_trade_no and records the rest as overage', async () => {
+    p = await startPipeline({
+      label: 'part',
+      env: { METER_BATCH_WINDOW_MS: '300', METER_INSUFFICIENT_POLICY: 'partial' },
+    });
+    p.sim.setBalance({ openId: 'poor', serviceId: 's1', serviceModeId: 'm1', remaining: 5 });
+    await p.send([ev('p1', 'poor', 3), ev('p2', 'poor', 4)]);
+    await p.startWorker();
+    await waitForFinal(p);
+    const parent = await p.db.chargeBatch.findFirstOrThrow({ where: { parentId: null } });
+    expect(parent).toMatchObject({ status: 'partial', count: 7, chargedCount: 5, overageCount: 2 });
+    const derived = await p.db.chargeBatch.findFirstOrThrow({ where: { parentId: parent.id } });
+    expect(derived).toMatchObject({ status: 'charged', count: 5, outTradeNo: `${parent.outTradeNo}-p1` });
+    const state = p.sim.state();
+    expect(state.balances.find((b) => b.openId === 'poor')).toMatchObject({ remaining: 0, deducted: 5 });
+    expect(state.trades.map((t) => [t.outTradeNo, t.count])).toEqual([[derived.outTradeNo, 5]]);
+    const events = await p.db.usageEvent.findMany({ orderBy: { seq: 'asc' } });
+    expect(events.map((e) => e.status)).toEqual(['charged', 'overage']);
+  });
+});
+
+async function waitForFinal(p: Pipeline) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const open = await p.db.chargeBatch.count({ where: { status: 'open' } });
+    const pending = await p.db.usageEvent.count({ where: { status: { in: ['pending', 'batched'] } } });
+    const total = await p.db.usageEvent.count();
+    if (open === 0 && pending === 0 && total > 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('batches did not settle');
+}
