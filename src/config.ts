@@ -35,7 +35,7 @@ export const configSchema = z.object({
     .regex(/^[A-Za-z0-9_.-]{1,40}$/)
     .default('usage-meter'),
   DATABASE_URL: optionalString,
-  DATABASE_POOL_SIZE: int(10, 1, 200),
+  DATABASE_POOL_SIZE: int(20, 1, 200),
 
   METER_BATCH_WINDOW_MS: int(1_000, 0, 3_600_000),
   METER_BATCH_MAX_EVENTS: int(10_000, 1, 1_000_000),
@@ -44,7 +44,7 @@ export const configSchema = z.object({
   METER_RETRY_MAX_MS: int(60_000, 1, 86_400_000),
   METER_RETRY_DEADLINE_SEC: int(86_400, 1, 30 * 86_400),
   METER_INSUFFICIENT_POLICY: z.enum(['reject', 'partial']).default('reject'),
-  METER_INGEST_CONCURRENCY: int(4, 1, 256),
+  METER_INGEST_CONCURRENCY: int(8, 1, 256),
   METER_CHARGE_CONCURRENCY: int(64, 1, 4_096),
   /** Seconds after which the worker considers a stalled (crashed) job abandoned. */
   METER_STALL_SEC: int(15, 2, 3_600),

@@ -24,7 +24,7 @@ describe('migrations', () => {
     expect(await pendingMigrations(url)).toEqual([]);
 
     const rows = await c.query(
-      'SELECT migration_name, checksum, finished_at, applied_steps_count FROM "_prisma_migrations"',
+      'SELECT migration_name, checksum, finished_at, applied_steps_count FROM "_prisma_migrations" ORDER BY migration_name',
     );
     const files = await readMigrations();
     expect(rows.rows.map((r) => [r.migration_name, r.checksum])).toEqual(

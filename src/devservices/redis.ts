@@ -53,8 +53,10 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
 
   const exited = (c: ChildProcess) =>
     new Promise<void>((resolve) => {
-      if (c.exitCode !== null || c.signalCode !== null) resolve();
-      else c.once('exit', () => resolve());
+      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+      // The child is unref'd while it runs; waiting for its exit must keep the process alive.
+      c.ref();
+      c.once('exit', () => resolve());
     });
 
   const server: RedisServer = {

@@ -28,6 +28,12 @@ export interface TokenProviderOptions {
   waitTimeoutMs?: number;
   /** A token closer than this to expiry is not handed out; callers wait for the new one. Default 5000 ms. */
   minRemainingMs?: number;
+  /**
+   * How long this process reuses what it last read from Redis before reading again,
+   * so a busy worker does not pay a Redis round trip per call. A token the platform
+   * refuses is dropped at once (invalidate). Default 1000 ms; 0 reads every time.
+   */
+  memoryTtlMs?: number;
   logger?: Logger;
 }
 
@@ -57,6 +63,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class TokenProvider {
   private inflight: Promise<string> | undefined;
+  private memo: { entry: CachedToken; until: number } | undefined;
   private closed = false;
   private readonly marginMs: number;
   private readonly lockTtlMs: number;
@@ -74,8 +81,13 @@ export class TokenProvider {
 
   /** A token to call with: the cached one, or (when it is missing or nearly expired) a new one. */
   async getToken(): Promise<string> {
-    const cached = await this.read();
     const now = Date.now();
+    let cached = this.memo && now < this.memo.until ? this.memo.entry : undefined;
+    if (!cached) {
+      cached = await this.read();
+      const ttl = this.o.memoryTtlMs ?? 1_000;
+      this.memo = cached && ttl > 0 ? { entry: cached, until: now + ttl } : undefined;
+    }
     if (cached && now < this.refreshAt(cached)) return cached.token;
     const refresh = this.refreshOnce();
     if (cached && now < cached.expiresAt - this.minRemainingMs) {
@@ -90,6 +102,7 @@ export class TokenProvider {
 
   /** Forgets the cached token if it is still `token` (the platform called it wrong or expired). */
   async invalidate(token: string): Promise<void> {
+    if (this.memo?.entry.token === token) this.memo = undefined;
     await this.o.redis.eval(INVALIDATE_TOKEN, 1, this.o.cacheKey, token);
   }
 
@@ -117,6 +130,7 @@ export class TokenProvider {
   private refreshOnce(): Promise<string> {
     this.inflight ??= this.refresh().finally(() => {
       this.inflight = undefined;
+      this.memo = undefined; // the next call reads the new token
     });
     return this.inflight;
   }

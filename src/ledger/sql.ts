@@ -3,7 +3,7 @@
 // inserts with unnest() and single-statement state transitions are an order of
 // magnitude faster than createMany/updateMany (figures in environment-facts.md).
 // Each state transition is ONE statement, so it is atomic without a transaction.
-import type { PrismaClient } from '../generated/prisma/client.js';
+import { Prisma, type PrismaClient } from '../generated/prisma/client.js';
 
 export type Sql = Pick<PrismaClient, '$queryRaw' | '$executeRaw'>;
 
@@ -84,21 +84,32 @@ export interface BatchRow {
   isTestEnv: boolean;
 }
 
-/** Does this key have anything to charge: an open batch or pending events? */
-export async function keyHasWork(db: Sql, keyId: number): Promise<boolean> {
-  const rows = await db.$queryRaw<{ work: boolean }[]>`
-    SELECT EXISTS (SELECT 1 FROM charge_batch WHERE key_id = ${keyId} AND status = 'open')
-        OR EXISTS (SELECT 1 FROM usage_event WHERE key_id = ${keyId} AND status = 'pending') AS work`;
-  return rows[0]?.work ?? false;
+const BATCH_COLUMNS = `b.id, b.key_id AS "keyId", b.out_trade_no AS "outTradeNo", b.count,
+  b.event_count AS "eventCount", b.parent_id AS "parentId", b.attempts, b.deadline_at AS "deadlineAt",
+  k.open_id AS "openId", k.service_id AS "serviceId", k.service_mode_id AS "serviceModeId",
+  k.is_test_env AS "isTestEnv"`;
+
+/**
+ * What a key has to charge, in one round trip: its newest open batch, if any, and
+ * whether it has events in no batch yet (pending; found through the partial index
+ * on batch_id IS NULL).
+ */
+export async function keyWork(db: Sql, keyId: number): Promise<{ batch?: BatchRow; pending: boolean }> {
+  const rows = await db.$queryRaw<(BatchRow & { pending: boolean })[]>`
+    SELECT o.*, EXISTS (SELECT 1 FROM usage_event WHERE key_id = ${keyId} AND batch_id IS NULL) AS pending
+    FROM (SELECT 1) one LEFT JOIN LATERAL (
+      SELECT ${Prisma.raw(BATCH_COLUMNS)}
+      FROM charge_batch b JOIN meter_key k ON k.id = b.key_id
+      WHERE b.key_id = ${keyId} AND b.status = 'open'
+      ORDER BY b.id DESC LIMIT 1) o ON true`;
+  const { pending, ...batch } = rows[0]!;
+  return batch.id === null ? { pending } : { batch, pending };
 }
 
 /** The key's newest open batch (a derived partial batch is newer than its parent). */
 export async function openBatchOfKey(db: Sql, keyId: number): Promise<BatchRow | undefined> {
   const rows = await db.$queryRaw<BatchRow[]>`
-    SELECT b.id, b.key_id AS "keyId", b.out_trade_no AS "outTradeNo", b.count, b.event_count AS "eventCount",
-           b.parent_id AS "parentId", b.attempts, b.deadline_at AS "deadlineAt",
-           k.open_id AS "openId", k.service_id AS "serviceId", k.service_mode_id AS "serviceModeId",
-           k.is_test_env AS "isTestEnv"
+    SELECT ${Prisma.raw(BATCH_COLUMNS)}
     FROM charge_batch b JOIN meter_key k ON k.id = b.key_id
     WHERE b.key_id = ${keyId} AND b.status = 'open'
     ORDER BY b.id DESC LIMIT 1`;
@@ -108,34 +119,41 @@ export async function openBatchOfKey(db: Sql, keyId: number): Promise<BatchRow |
 /**
  * Closes the key's next batch: takes its pending events in arrival order, up to
  * maxEvents and maxCount (the first event is always taken), and stores the batch
- * with its out_trade_no and exact count BEFORE any call is made.
+ * with its out_trade_no and exact count BEFORE any call is made. Returns the new
+ * batch, or undefined when the key had no pending event.
+ *
+ * The batch's count and event_count are summed from the rows this statement
+ * actually moved out of 'pending' (UPDATE ... RETURNING), and the UPDATE re-checks
+ * batch_id IS NULL on every row: should two runs ever form batches of one key at
+ * once, an event lands in exactly one of them and each count is exact. That makes
+ * row locks (FOR UPDATE, a second write of every row) unnecessary.
  */
 export async function formBatch(
   db: Sql,
   p: { keyId: number; outTradeNo: string; maxEvents: number; maxCount: number; deadlineSec: number },
-): Promise<boolean> {
-  const rows = await db.$queryRaw<{ id: bigint }[]>`
-    WITH locked AS (
-      SELECT seq, count FROM usage_event
-      WHERE key_id = ${p.keyId} AND status = 'pending'
-      ORDER BY seq LIMIT ${p.maxEvents} FOR UPDATE SKIP LOCKED
-    ), chosen AS (
-      SELECT seq, count FROM (
-        SELECT seq, count, sum(count::bigint) OVER (ORDER BY seq) AS running,
-               row_number() OVER (ORDER BY seq) AS n
-        FROM locked) r
-      WHERE running <= ${p.maxCount} OR n = 1
+): Promise<BatchRow | undefined> {
+  const rows = await db.$queryRaw<BatchRow[]>`
+    WITH new_batch AS (
+      SELECT nextval(pg_get_serial_sequence('charge_batch', 'id')) AS id
+    ), candidates AS (
+      SELECT seq, count, sum(count::bigint) OVER (ORDER BY seq) AS running, row_number() OVER (ORDER BY seq) AS n
+      FROM (SELECT seq, count FROM usage_event
+            WHERE key_id = ${p.keyId} AND batch_id IS NULL
+            ORDER BY seq LIMIT ${p.maxEvents}) oldest
+    ), moved AS (
+      UPDATE usage_event e SET status = 'batched', batch_id = (SELECT id FROM new_batch)
+      FROM candidates c
+      WHERE e.seq = c.seq AND (c.running <= ${p.maxCount} OR c.n = 1) AND e.batch_id IS NULL
+      RETURNING e.count
     ), batch AS (
-      INSERT INTO charge_batch (key_id, out_trade_no, count, event_count, deadline_at)
-      SELECT ${p.keyId}, ${p.outTradeNo}, sum(count), count(*), now() + make_interval(secs => ${p.deadlineSec})
-      FROM chosen HAVING count(*) > 0
-      RETURNING id
-    ), upd AS (
-      UPDATE usage_event e SET status = 'batched', batch_id = (SELECT id FROM batch)
-      FROM chosen WHERE e.seq = chosen.seq AND EXISTS (SELECT 1 FROM batch)
+      INSERT INTO charge_batch (id, key_id, out_trade_no, count, event_count, deadline_at)
+      SELECT (SELECT id FROM new_batch), ${p.keyId}, ${p.outTradeNo}, sum(count), count(*),
+             now() + make_interval(secs => ${p.deadlineSec})
+      FROM moved HAVING count(*) > 0
+      RETURNING *
     )
-    SELECT id FROM batch`;
-  return rows.length > 0;
+    SELECT ${Prisma.raw(BATCH_COLUMNS)} FROM batch b JOIN meter_key k ON k.id = b.key_id`;
+  return rows[0];
 }
 
 export interface AttemptRecord {
@@ -248,12 +266,12 @@ export async function derivedBatchCount(db: Sql, parentId: bigint): Promise<numb
   return rows[0]?.n ?? 0;
 }
 
-/** Keys with events pending longer than `olderThanMs`, or with open batches untouched that long. */
+/** Keys with events pending (in no batch) longer than `olderThanMs`, or with open batches untouched that long. */
 export async function keysNeedingCharge(db: Sql, olderThanMs: number, limit: number): Promise<number[]> {
   const rows = await db.$queryRaw<{ key_id: number }[]>`
     SELECT DISTINCT key_id FROM (
       (SELECT key_id FROM usage_event
-       WHERE status = 'pending' AND received_at < now() - make_interval(secs => ${olderThanMs / 1000})
+       WHERE batch_id IS NULL AND received_at < now() - make_interval(secs => ${olderThanMs / 1000})
        ORDER BY seq LIMIT ${limit * 20})
       UNION
       (SELECT key_id FROM charge_batch

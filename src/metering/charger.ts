@@ -15,7 +15,7 @@ import {
   createDerivedBatch,
   derivedBatchCount,
   formBatch,
-  keyHasWork,
+  keyWork,
   openBatchOfKey,
   recordFailedAttempt,
   settleBatch,
@@ -25,6 +25,7 @@ import { batchesTotal, rateLimitedTotal, rateLimitWait } from '../metrics.js';
 import { RetryableChargeError } from './errors.js';
 import type { ChargerOptions } from './interfaces.js';
 import { newOutTradeNo } from './out-trade-no.js';
+import { sleep } from './rate-limiter.js';
 
 /** How many derived batches the partial policy tries before giving up on a parent. */
 const MAX_DERIVED = 3;
@@ -35,6 +36,9 @@ const MAX_DERIVED = 3;
  */
 const MAX_SLOT_SKEW_MS = 20;
 
+/** How long before its call's slot a batch is formed (forming takes a query). */
+const FORM_LEAD_MS = 150;
+
 export type ChargeOutcome = 'idle' | 'charged' | 'partial' | 'insufficient' | 'dead';
 
 export class Charger {
@@ -43,31 +47,41 @@ export class Charger {
   /** One run for a key. Throws RetryableChargeError when the call should be retried later. */
   async chargeKey(keyId: number, signal?: AbortSignal): Promise<ChargeOutcome> {
     const { db } = this.o;
-    if (!(await keyHasWork(db, keyId))) return 'idle';
-    const slotAt = await this.waitForSlot(signal);
-    // Formed only now, after the wait, so the batch took in everything that arrived meanwhile.
-    let batch = await openBatchOfKey(db, keyId);
-    if (!batch) {
-      const formed = await formBatch(db, {
+    const work = await keyWork(db, keyId);
+    if (!work.batch && !work.pending) return 'idle';
+    // The batch is formed just before the call's slot (FORM_LEAD_MS), not before the
+    // wait, so it takes in everything that arrived while the key waited its turn.
+    const slotAt = await this.waitForSlot(signal, FORM_LEAD_MS);
+    const batch =
+      work.batch ??
+      (await formBatch(db, {
         keyId,
         outTradeNo: newOutTradeNo(),
         maxEvents: this.o.maxEvents,
         maxCount: this.o.maxCount,
         deadlineSec: this.o.deadlineSec,
-      });
-      if (!formed) return 'idle';
-      batch = await openBatchOfKey(db, keyId);
-      if (!batch) return 'idle';
-    }
-    if (performance.now() - slotAt > MAX_SLOT_SKEW_MS) await this.waitForSlot(signal);
+      }));
+    if (!batch) return 'idle'; // the slot goes unused; slots are never handed back
+    await this.keepSlot(slotAt, signal);
     return this.send(batch, signal);
   }
 
-  /** Waits for a deployment-wide call slot; returns when it was granted (performance.now()). */
-  private async waitForSlot(signal?: AbortSignal): Promise<number> {
-    const waitedMs = await this.o.limiter.acquire(signal);
-    rateLimitWait.observe(waitedMs / 1000);
-    return performance.now();
+  /**
+   * Waits until the slot, then makes sure the call is not late for it: a call sent
+   * well after its slot would bunch with the calls slotted after it, so a late one
+   * takes a fresh slot.
+   */
+  private async keepSlot(slotAt: number, signal?: AbortSignal): Promise<void> {
+    const early = slotAt - performance.now();
+    if (early > 0) await sleep(early, signal);
+    if (performance.now() - slotAt > MAX_SLOT_SKEW_MS) await this.waitForSlot(signal);
+  }
+
+  /** Waits for a deployment-wide call slot; returns when the slot is (performance.now() clock). */
+  private async waitForSlot(signal?: AbortSignal, leadMs = 0): Promise<number> {
+    const slot = await this.o.limiter.acquire(signal, leadMs);
+    rateLimitWait.observe(slot.waitedMs / 1000);
+    return slot.at;
   }
 
   private async send(batch: BatchRow, signal?: AbortSignal): Promise<ChargeOutcome> {
@@ -172,8 +186,7 @@ export class Charger {
     await createDerivedBatch(db, parent, n + 1, remaining);
     const derived = await openBatchOfKey(db, parent.keyId);
     if (!derived || derived.parentId !== parent.id) return 'idle';
-    const slotAt = await this.waitForSlot(signal);
-    if (performance.now() - slotAt > MAX_SLOT_SKEW_MS) await this.waitForSlot(signal);
+    await this.keepSlot(await this.waitForSlot(signal), signal);
     return this.send(derived, signal);
   }
 

@@ -43,6 +43,18 @@ export interface RateLimiterOptions {
   jitterToleranceMs?: number;
   /** Longest single reservation ahead; beyond it the caller waits and asks again. Default 5000 ms. */
   maxReserveMs?: number;
+  /** A caller waking up later than this after its slot takes a new one. Default 20 ms. */
+  maxLateMs?: number;
+  /** How many times a late caller takes a new slot before it goes anyway. Default 3. */
+  maxReslots?: number;
+}
+
+/** A granted call slot. */
+export interface Slot {
+  /** When the slot is, on this process's performance.now() clock. */
+  at: number;
+  /** How long the caller waited for it, in ms. */
+  waitedMs: number;
 }
 
 export class RateLimiter {
@@ -55,10 +67,21 @@ export class RateLimiter {
     this.maxReserveUs = (options.maxReserveMs ?? 5_000) * 1000;
   }
 
-  /** Waits for this caller's slot. Returns the time waited, in ms. */
-  async acquire(signal?: AbortSignal): Promise<number> {
+  /**
+   * Waits for this caller's slot and returns it. A caller that wakes up more than
+   * `maxLateMs` after its slot (a busy event loop fires timers late, and unevenly)
+   * takes a new slot instead, at most `maxReslots` times: a late call would land in
+   * the platform's window together with the calls slotted after it.
+   * With `leadMs` it returns that long before the slot, for work to do first; the
+   * caller then waits for `slot.at` itself.
+   */
+  async acquire(signal?: AbortSignal, leadMs = 0): Promise<Slot> {
     const started = performance.now();
-    for (;;) {
+    const maxLateMs = this.options.maxLateMs ?? 20;
+    for (let reslots = 0; ; ) {
+      // The slot is at least `wait` after the request left; measuring from here
+      // (not from the answer's arrival) counts a late answer as lateness too.
+      const sentAt = performance.now();
       const [granted, waitUs] = (await this.options.redis.eval(
         reserveScript,
         1,
@@ -68,8 +91,14 @@ export class RateLimiter {
       )) as [number, string];
       const waitMs = Number(waitUs) / 1000;
       if (granted === 1) {
-        if (waitMs > 0) await sleep(waitMs, signal);
-        return performance.now() - started;
+        const at = sentAt + waitMs;
+        const sleepMs = at - leadMs - performance.now();
+        if (sleepMs > 0) await sleep(sleepMs, signal);
+        if (performance.now() - at <= maxLateMs || reslots >= (this.options.maxReslots ?? 3)) {
+          return { at, waitedMs: performance.now() - started };
+        }
+        reslots++;
+        continue;
       }
       // The queue of reservations is long: wait part of it without holding a slot.
       await sleep(Math.min(waitMs - this.maxReserveUs / 1000, 1_000), signal);
@@ -82,7 +111,7 @@ export class RateLimiter {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const t = setTimeout(() => {

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
 import { createDouyinClientFromConfig } from '../douyin/index.js';
+import { keyWork } from '../ledger/sql.js';
 import { douyinCallDuration } from '../metrics.js';
 import {
   CHARGE_QUEUE,
@@ -55,6 +56,11 @@ export async function startMeterWorker({
   };
   const redis = connect();
   const db: PrismaClient = createPrisma(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
+  // Ingestion has connections of its own, one per concurrent job, so that charging
+  // (many short queries from many concurrent jobs) never queues it behind itself.
+  const ingestDb: PrismaClient = createPrisma(config.DATABASE_URL!, {
+    poolSize: config.METER_INGEST_CONCURRENCY,
+  });
   const queues = createQueues(redis, prefix);
 
   const api =
@@ -80,7 +86,7 @@ export async function startMeterWorker({
     deadlineSec: config.METER_RETRY_DEADLINE_SEC,
   });
   const ingest = new IngestProcessor({
-    db,
+    db: ingestDb,
     chargeQueue: queues.charge,
     windowMs: config.METER_BATCH_WINDOW_MS,
   });
@@ -106,8 +112,10 @@ export async function startMeterWorker({
     CHARGE_QUEUE,
     async (job: Job<ChargeJobData>) => {
       const outcome = await charger.chargeKey(job.data.keyId);
-      // Events that arrived during this run get the next run (deduplicated per key).
-      if (outcome !== 'idle')
+      // Events that arrived during this run schedule their key themselves, but the
+      // ingest side throttles that to once per window per process: one cheap look
+      // here gives a key with work left its next run without waiting for the sweeper.
+      if (outcome !== 'idle' && (await keyWork(db, job.data.keyId)).pending)
         await scheduleCharge(queues.charge, [job.data.keyId], config.METER_BATCH_WINDOW_MS);
       return outcome;
     },
@@ -143,7 +151,7 @@ export async function startMeterWorker({
       await Promise.all([eventsWorker.close(), chargeWorker.close()]);
       await queues.close();
       if (!givenApi) await (api as { close?: () => Promise<void> }).close?.();
-      await db.$disconnect();
+      await Promise.all([db.$disconnect(), ingestDb.$disconnect()]);
       for (const c of connections) c.disconnect();
       logger.info({ workerId }, 'worker stopped');
     },

@@ -4,7 +4,7 @@
 import type { ConnectionOptions } from 'bullmq';
 import { type UsageEvent, type UsageEventInput, validateEvent } from '../events/schema.js';
 import { eventsTotal } from '../metrics.js';
-import { createQueues, enqueueEvents, type MeterQueues } from '../queue/queues.js';
+import { createQueues, EVENTS_PER_JOB, enqueueEvents, type MeterQueues } from '../queue/queues.js';
 import { InvalidEventsError, ProducerClosedError } from './errors.js';
 
 export interface ProducerOptions {
@@ -12,7 +12,7 @@ export interface ProducerOptions {
   connection: ConnectionOptions;
   /** Redis key prefix of the deployment. Default 'usage-meter' (REDIS_PREFIX). */
   prefix?: string;
-  /** Send when this many events are buffered. Default 500. */
+  /** Send when this many events are buffered. Default EVENTS_PER_JOB (1000). */
   maxBufferEvents?: number;
   /** Send buffered events at the latest this long after the first one. Default 5 ms; 0 sends at once. */
   lingerMs?: number;
@@ -35,7 +35,7 @@ interface Pending {
 }
 
 export function createProducer(options: ProducerOptions): Producer {
-  const maxBuffer = options.maxBufferEvents ?? 500;
+  const maxBuffer = options.maxBufferEvents ?? EVENTS_PER_JOB;
   const lingerMs = options.lingerMs ?? 5;
   const queues: MeterQueues = createQueues(options.connection, options.prefix ?? 'usage-meter');
   let buffer: Pending = { events: [], waiters: [] };

@@ -23,7 +23,7 @@ export interface ChargeJobData {
 }
 
 /** Events per `events` job: large enough for bulk inserts, small enough for Redis. */
-export const EVENTS_PER_JOB = 500;
+export const EVENTS_PER_JOB = 1000;
 
 // Ingestion must survive a PostgreSQL outage of any length: retry (almost) forever.
 const eventsJobOptions = {

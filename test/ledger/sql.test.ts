@@ -5,8 +5,8 @@ import {
   existingEventIds,
   formBatch,
   insertEvents,
-  keyHasWork,
   keysNeedingCharge,
+  keyWork,
   openBatchOfKey,
   recordFailedAttempt,
   settleBatch,
@@ -66,13 +66,25 @@ describe('ledger SQL', () => {
     const ids = await upsertKeys(db, [key('u3')]);
     const k = [...ids.values()][0]!;
     await insertEvents(db, [ev('b1', k, 3), ev('b2', k, 4), ev('b3', k, 10), ev('b4', k, 1)]);
-    expect(await keyHasWork(db, k)).toBe(true);
+    expect(await keyWork(db, k)).toEqual({ pending: true });
     // maxCount 8 takes b1+b2 (7) and stops before b3.
-    expect(
-      await formBatch(db, { keyId: k, outTradeNo: 'T1', maxEvents: 100, maxCount: 8, deadlineSec: 60 }),
-    ).toBe(true);
+    const formed = await formBatch(db, {
+      keyId: k,
+      outTradeNo: 'T1',
+      maxEvents: 100,
+      maxCount: 8,
+      deadlineSec: 60,
+    });
+    expect(formed).toMatchObject({
+      outTradeNo: 'T1',
+      count: 7,
+      eventCount: 2,
+      openId: 'u3',
+      isTestEnv: false,
+    });
     const b = (await openBatchOfKey(db, k))!;
-    expect(b).toMatchObject({ outTradeNo: 'T1', count: 7, eventCount: 2, openId: 'u3', isTestEnv: false });
+    expect(b).toEqual(formed);
+    expect(await keyWork(db, k)).toEqual({ batch: b, pending: true });
     // An open batch is found again, never a second one for the same events.
     await recordFailedAttempt(db, {
       ...attempt(b.id, 'T1', 7),
@@ -96,8 +108,40 @@ describe('ledger SQL', () => {
     // maxEvents 1 takes one event; a first event above maxCount is still taken alone.
     expect(
       await formBatch(db, { keyId: k, outTradeNo: 'T2', maxEvents: 1, maxCount: 2, deadlineSec: 60 }),
-    ).toBe(true);
+    ).toMatchObject({ count: 10, eventCount: 1 });
     expect((await openBatchOfKey(db, k))!).toMatchObject({ count: 10, eventCount: 1 });
+    // b4 is still pending; with no pending event, formBatch forms nothing.
+    await formBatch(db, { keyId: k, outTradeNo: 'T3', maxEvents: 10, maxCount: 10, deadlineSec: 60 });
+    expect(
+      await formBatch(db, { keyId: k, outTradeNo: 'T4', maxEvents: 10, maxCount: 10, deadlineSec: 60 }),
+    ).toBeUndefined();
+    expect((await keyWork(db, k)).pending).toBe(false);
+  });
+
+  it('puts every event in exactly one batch when batches of one key are formed at once', async () => {
+    const ids = await upsertKeys(db, [key('u-race')]);
+    const k = [...ids.values()][0]!;
+    const counts = Array.from({ length: 400 }, (_, i) => 1 + (i % 5));
+    await insertEvents(
+      db,
+      counts.map((c, i) => ev(`race-${i}`, k, c)),
+    );
+    // Eight runs at once, each taking at most 60 events: their batches must not overlap.
+    const formed = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        formBatch(db, { keyId: k, outTradeNo: `RACE-${i}`, maxEvents: 60, maxCount: 1_000, deadlineSec: 60 }),
+      ),
+    );
+    const batches = formed.filter((b) => b !== undefined);
+    expect(batches.length).toBeGreaterThan(0);
+    for (const b of batches) {
+      const members = await db.usageEvent.findMany({ where: { batchId: b.id } });
+      expect(members.length).toBe(b.eventCount);
+      expect(members.reduce((sum, e) => sum + e.count, 0)).toBe(b.count);
+      expect(members.every((e) => e.status === 'batched')).toBe(true);
+    }
+    const batched = await db.usageEvent.count({ where: { keyId: k, batchId: { not: null } } });
+    expect(batched).toBe(batches.reduce((sum, b) => sum + b.eventCount, 0));
   });
 
   it('settles a partial parent: events charged in arrival order while they fit, the rest overage', async () => {
