@@ -1,5 +1,6 @@
 # usage-meter: one image for the server, the worker, the migration and the simulator
-# (docker-compose.yml picks the command). TypeScript runs through tsx, as with npm start.
+# (docker-compose.yml picks the command). The worker runs compiled (dist/), as with
+# `npm run worker`; the server, migration and simulator run through tsx, as with npm start.
 FROM node:20-bookworm-slim
 
 WORKDIR /app
@@ -11,8 +12,8 @@ COPY prisma ./prisma
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 
 COPY . .
-# The Prisma client for these sources, and the dashboard bundle (dist-web/).
-RUN npm run generate && npm run build:web
+# The Prisma client for these sources, the compiled worker (dist/) and the dashboard bundle (dist-web/).
+RUN npm run generate && npm run build && npm run build:web
 
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \

@@ -120,6 +120,25 @@ describe('TokenProvider with a real Redis', () => {
     expect(fake.tokenHits()).toBe(0);
   });
 
+  it('reuses what it read from Redis for up to a second, and drops a refused token at once', async () => {
+    const now = Date.now();
+    const entry = (token: string) => JSON.stringify({ token, expiresAt: now + 3_600_000, fetchedAt: now });
+    await redis.set(cacheKey(), entry('first'));
+    const p = newProcess();
+    expect(await p.tokens.getToken()).toBe('first');
+    // Another process stored a new token: within the memo's second this one keeps its own...
+    await redis.set(cacheKey(), entry('second'));
+    expect(await p.tokens.getToken()).toBe('first');
+    // ...and reads Redis again after it.
+    await sleep(1_100);
+    expect(await p.tokens.getToken()).toBe('second');
+    // A token the platform refused is forgotten in memory too, not served for the rest of the second.
+    await redis.set(cacheKey(), entry('third'));
+    await p.tokens.invalidate('second');
+    expect(await p.tokens.getToken()).toBe('third');
+    expect(fake.tokenHits()).toBe(0);
+  });
+
   it('nearly expired: waits for the new token instead of handing out one about to die', async () => {
     const now = Date.now();
     await redis.set(
