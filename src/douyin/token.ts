@@ -128,10 +128,15 @@ export class TokenProvider {
 
   /** Single flight within this process. */
   private refreshOnce(): Promise<string> {
-    this.inflight ??= this.refresh().finally(() => {
-      this.inflight = undefined;
-      this.memo = undefined; // the next call reads the new token
-    });
+    this.inflight ??= this.refresh()
+      .then((token) => {
+        // A token another process fetched: forget the old one this process remembers.
+        if (this.memo?.entry.token !== token) this.memo = undefined;
+        return token;
+      })
+      .finally(() => {
+        this.inflight = undefined;
+      });
     return this.inflight;
   }
 
@@ -166,6 +171,8 @@ export class TokenProvider {
       const fetchedAt = Date.now();
       const f = await this.o.fetchToken();
       const value: CachedToken = { token: f.token, expiresAt: fetchedAt + f.expiresInSec * 1000, fetchedAt };
+      // This process uses the new token at once, even before Redis confirms it.
+      this.memo = { entry: value, until: Date.now() + (this.o.memoryTtlMs ?? 1_000) };
       await this.o.redis.set(this.o.cacheKey, JSON.stringify(value), 'EX', f.expiresInSec);
       this.o.logger?.info({ expiresInSec: f.expiresInSec }, 'fetched a new douyin access token');
       return f.token;

@@ -1,6 +1,9 @@
-// Strict validation of the business request bodies. Hand-written rather than zod
-// because it runs on every call; each failure names the field, as the contract's
-// 2100005 description should.
+// Strict validation of the business requests, with zod. These schemas are the
+// simulator's own reading of the contract, written apart from the client's
+// (src/douyin/schemas.ts) on purpose: a client bug must not be mirrored by the
+// thing that tests it. Each failure names the field, as the contract's 2100005
+// description should. Unknown fields are ignored, as the platform does.
+import { z } from 'zod';
 
 export interface DecrParams {
   count: number;
@@ -35,116 +38,97 @@ const INT32_MAX = 2_147_483_647;
 /** purchase_time must look like epoch milliseconds, not seconds. */
 const MIN_EPOCH_MS = 1e12;
 
-type Body = Record<string, unknown>;
+const str = (k: string, max = 1024) =>
+  z
+    .string({ error: `${k} must be a non-empty string` })
+    .min(1, `${k} must be a non-empty string`)
+    .max(max, `${k} must be at most ${max} characters`);
 
-function isObject(v: unknown): v is Body {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const int = (k: string, min: number, max: number) =>
+  z
+    .number({ error: `${k} must be an integer ${min}..${max}` })
+    .int(`${k} must be an integer ${min}..${max}`)
+    .min(min, `${k} must be an integer ${min}..${max}`)
+    .max(max, `${k} must be an integer ${min}..${max}`);
 
-function str(b: Body, k: string, max = 1024): string | undefined {
-  const v = b[k];
-  if (typeof v !== 'string' || v.length === 0) return `${k} must be a non-empty string`;
-  if (v.length > max) return `${k} must be at most ${max} characters`;
-  return undefined;
-}
+/** Absent or null means "not given". */
+const optionalInt = (k: string, min: number, max: number) =>
+  int(k, min, max)
+    .nullish()
+    .transform((v) => v ?? undefined);
 
-function int(b: Body, k: string, min: number, max: number, optional = false): string | undefined {
-  const v = b[k];
-  if (optional && (v === undefined || v === null)) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    return `${k} must be an integer ${min}..${max}`;
-  }
-  return undefined;
-}
+const decrSchema = z.object(
+  {
+    count: int('count', 1, INT32_MAX),
+    is_test_env: z.boolean({ error: 'is_test_env must be a boolean' }),
+    open_id: str('open_id'),
+    out_trade_no: str('out_trade_no', 64),
+    service_id: str('service_id'),
+    service_mode_id: str('service_mode_id'),
+  },
+  { error: 'body must be a JSON object' },
+);
 
-function first(...problems: (string | undefined)[]): string | undefined {
-  for (const p of problems) if (p !== undefined) return p;
-  return undefined;
+const insertPurchaseSchema = z.object(
+  {
+    open_id: str('open_id'),
+    out_trade_no: str('out_trade_no', 64),
+    period_type: int('period_type', 0, INT32_MAX),
+    purchase_time: int('purchase_time', MIN_EPOCH_MS, Number.MAX_SAFE_INTEGER),
+    service_id: str('service_id'),
+    service_mode_id: str('service_mode_id'),
+    duration: optionalInt('duration', 0, Number.MAX_SAFE_INTEGER),
+    usage_times: optionalInt('usage_times', 0, Number.MAX_SAFE_INTEGER),
+  },
+  { error: 'body must be a JSON object' },
+);
+
+const deletePurchaseSchema = z.object(
+  {
+    open_id: str('open_id'),
+    out_trade_no: str('out_trade_no', 64),
+    service_id: str('service_id'),
+    service_mode_id: str('service_mode_id'),
+  },
+  { error: 'body must be a JSON object' },
+);
+
+const purchaseListQuerySchema = z.object({
+  serviceId: str('serviceId'),
+  open_id: str('open_id'),
+});
+
+/** The first problem, in the order of the schema's fields (as the old checks reported). */
+function check<T>(schema: z.ZodType<T>, input: unknown): Checked<T> {
+  const r = schema.safeParse(input);
+  if (r.success) return { ok: true, value: r.data };
+  return { ok: false, problem: r.error.issues[0]?.message ?? 'invalid request' };
 }
 
 export function checkDecr(b: unknown): Checked<DecrParams> {
-  if (!isObject(b)) return { ok: false, problem: 'body must be a JSON object' };
-  const problem = first(
-    int(b, 'count', 1, INT32_MAX),
-    typeof b.is_test_env === 'boolean' ? undefined : 'is_test_env must be a boolean',
-    str(b, 'open_id'),
-    str(b, 'out_trade_no', 64),
-    str(b, 'service_id'),
-    str(b, 'service_mode_id'),
-  );
-  if (problem) return { ok: false, problem };
-  return {
-    ok: true,
-    value: {
-      count: b.count as number,
-      is_test_env: b.is_test_env as boolean,
-      open_id: b.open_id as string,
-      out_trade_no: b.out_trade_no as string,
-      service_id: b.service_id as string,
-      service_mode_id: b.service_mode_id as string,
-    },
-  };
+  return check(decrSchema, b);
 }
 
 export function checkInsertPurchase(b: unknown): Checked<InsertPurchaseParams> {
-  if (!isObject(b)) return { ok: false, problem: 'body must be a JSON object' };
-  const problem = first(
-    str(b, 'open_id'),
-    str(b, 'out_trade_no', 64),
-    int(b, 'period_type', 0, INT32_MAX),
-    int(b, 'purchase_time', MIN_EPOCH_MS, Number.MAX_SAFE_INTEGER),
-    str(b, 'service_id'),
-    str(b, 'service_mode_id'),
-    int(b, 'duration', 0, Number.MAX_SAFE_INTEGER, true),
-    int(b, 'usage_times', 0, Number.MAX_SAFE_INTEGER, true),
-  );
-  if (problem) {
-    const hint = problem.startsWith('purchase_time') ? ' (epoch milliseconds)' : '';
-    return { ok: false, problem: problem + hint };
-  }
-  const value: InsertPurchaseParams = {
-    open_id: b.open_id as string,
-    out_trade_no: b.out_trade_no as string,
-    period_type: b.period_type as number,
-    purchase_time: b.purchase_time as number,
-    service_id: b.service_id as string,
-    service_mode_id: b.service_mode_id as string,
-  };
-  if (typeof b.duration === 'number') value.duration = b.duration;
-  if (typeof b.usage_times === 'number') value.usage_times = b.usage_times;
+  const r = check(insertPurchaseSchema, b);
+  if (!r.ok && r.problem.startsWith('purchase_time'))
+    return { ok: false, problem: `${r.problem} (epoch milliseconds)` };
+  if (!r.ok) return r;
+  // Optional fields are left out when not given, so stored purchases stay as sent.
+  const { duration, usage_times, ...rest } = r.value;
+  const value: InsertPurchaseParams = rest;
+  if (duration !== undefined) value.duration = duration;
+  if (usage_times !== undefined) value.usage_times = usage_times;
   return { ok: true, value };
 }
 
 export function checkDeletePurchase(b: unknown): Checked<DeletePurchaseParams> {
-  if (!isObject(b)) return { ok: false, problem: 'body must be a JSON object' };
-  const problem = first(
-    str(b, 'open_id'),
-    str(b, 'out_trade_no', 64),
-    str(b, 'service_id'),
-    str(b, 'service_mode_id'),
-  );
-  if (problem) return { ok: false, problem };
-  return {
-    ok: true,
-    value: {
-      open_id: b.open_id as string,
-      out_trade_no: b.out_trade_no as string,
-      service_id: b.service_id as string,
-      service_mode_id: b.service_mode_id as string,
-    },
-  };
+  return check(deletePurchaseSchema, b);
 }
 
 /** Query of the purchase list: serviceId (the SDK's spelling) or service_id, and open_id. */
 export function checkPurchaseListQuery(q: unknown): Checked<{ serviceId: string; openId: string }> {
-  const query = isObject(q) ? q : {};
-  const serviceId = query.serviceId ?? query.service_id;
-  const openId = query.open_id;
-  if (typeof serviceId !== 'string' || serviceId === '') {
-    return { ok: false, problem: 'serviceId must be a non-empty string' };
-  }
-  if (typeof openId !== 'string' || openId === '') {
-    return { ok: false, problem: 'open_id must be a non-empty string' };
-  }
-  return { ok: true, value: { serviceId, openId } };
+  const query = typeof q === 'object' && q !== null ? (q as Record<string, unknown>) : {};
+  const r = check(purchaseListQuerySchema, { ...query, serviceId: query.serviceId ?? query.service_id });
+  return r.ok ? { ok: true, value: { serviceId: r.value.serviceId, openId: r.value.open_id } } : r;
 }
