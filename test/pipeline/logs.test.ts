@@ -2,7 +2,6 @@
 // failing calls, never writes the client secret or an access token.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../../src/devservices/process.js';
 import {
   exited,
   fundUsers,
@@ -40,7 +39,7 @@ describe('worker logs', () => {
     };
 
     await p.send(makeEvents(60, users, 'log-a'));
-    await sleep(1_500);
+    await p.waitUntilSettled(60_000); // charged, so a token was fetched and used
     await noteToken();
     p.sim.expireTokens(); // the next calls are refused, the token is fetched again
     await p.send(makeEvents(60, users, 'log-b'));
