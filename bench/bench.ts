@@ -151,13 +151,13 @@ log(`ingested in ${ingestSec.toFixed(2)} s (${Math.round(N / ingestSec)} events/
 // Wait until every unique event is charged.
 const db = new pg.Client({ connectionString: databaseUrl });
 await db.connect();
-// Probes the batch table (thousands of rows) and the unbatched events (a partial
-// index), never the whole event table, so the probe does not load the database.
+// Probes the batch table (thousands of rows) and the pending queue, never the whole
+// event table, so the probe does not load the database.
 let recordedSec: number | undefined;
 for (;;) {
   const r = await db.query<{ charged: number; recorded: boolean }>(
     `SELECT coalesce(sum(event_count) FILTER (WHERE status = 'charged'), 0)::int AS charged,
-            coalesce(sum(event_count), 0) + (SELECT count(*) FROM usage_event WHERE batch_id IS NULL) >= ${unique}
+            coalesce(sum(event_count), 0) + (SELECT count(*) FROM pending_event) >= ${unique}
               AS recorded
      FROM charge_batch`,
   );

@@ -11,7 +11,7 @@ describe('migrations', () => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
     await c.query(
-      'DROP TABLE IF EXISTS call_attempt, usage_event, charge_batch, meter_key, operator_audit, "_prisma_migrations" CASCADE',
+      'DROP TABLE IF EXISTS call_attempt, usage_event, pending_event, charge_batch, meter_key, operator_audit, "_prisma_migrations" CASCADE',
     );
     await c.query('DROP TYPE IF EXISTS event_status, batch_status');
     expect(await pendingMigrations(url)).toEqual((await readMigrations()).map((m) => m.name));

@@ -80,6 +80,13 @@ export type DouyinCallResult = EnvelopeResult;
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /**
+   * Awaited right before each request is sent (after the token is in hand, and again
+   * before the one retry after a token refresh). A caller that paces its calls uses
+   * it to check, at the last moment, that the call is still on time; it may wait, or
+   * throw to send nothing.
+   */
+  beforeSend?: () => Promise<void>;
 }
 
 type Success = Extract<Interpreted, { ok: true }>;
@@ -181,6 +188,7 @@ export class DouyinMarketClient {
     const signal = deadline.signal;
     try {
       let token = await untilAborted(this.tokens.getToken(), signal);
+      if (opts.beforeSend) await untilAborted(opts.beforeSend(), signal);
       let out = await this.send(req, token, signal);
       if (!out.ok && out.error.errorCode !== undefined && TOKEN_REFRESH_CODES.has(out.error.errorCode)) {
         this.o.logger?.info(
@@ -189,6 +197,7 @@ export class DouyinMarketClient {
         );
         await this.tokens.invalidate(token);
         token = await untilAborted(this.tokens.getToken(), signal);
+        if (opts.beforeSend) await untilAborted(opts.beforeSend(), signal);
         out = await this.send(req, token, signal);
       }
       if (!out.ok) throw out.error;

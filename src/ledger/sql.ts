@@ -47,17 +47,25 @@ export interface EventRow {
   attributes: string | null; // JSON text
 }
 
-/** Inserts events, skipping eventIds already in the ledger. Returns the key ids of the inserted rows. */
+/**
+ * Inserts events, skipping eventIds already in the ledger, and queues the new ones
+ * in pending_event (same statement). Returns the key ids of the inserted rows.
+ */
 export async function insertEvents(db: Sql, rows: EventRow[]): Promise<number[]> {
   const sorted = [...rows].sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
   const inserted = await db.$queryRaw<{ key_id: number }[]>`
-    INSERT INTO usage_event (event_id, key_id, count, occurred_at, enqueued_at, attributes)
-    SELECT * FROM unnest(
-      ${sorted.map((r) => r.eventId)}::text[], ${sorted.map((r) => r.keyId)}::int[],
-      ${sorted.map((r) => r.count)}::int[], ${sorted.map((r) => r.occurredAt)}::timestamptz[],
-      ${sorted.map((r) => r.enqueuedAt)}::timestamptz[], ${sorted.map((r) => r.attributes)}::jsonb[])
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING key_id`;
+    WITH ins AS (
+      INSERT INTO usage_event (event_id, key_id, count, occurred_at, enqueued_at, attributes)
+      SELECT * FROM unnest(
+        ${sorted.map((r) => r.eventId)}::text[], ${sorted.map((r) => r.keyId)}::int[],
+        ${sorted.map((r) => r.count)}::int[], ${sorted.map((r) => r.occurredAt)}::timestamptz[],
+        ${sorted.map((r) => r.enqueuedAt)}::timestamptz[], ${sorted.map((r) => r.attributes)}::jsonb[])
+      ON CONFLICT (event_id) DO NOTHING
+      RETURNING seq, key_id, count, received_at
+    ), queued AS (
+      INSERT INTO pending_event (seq, key_id, count, received_at) SELECT seq, key_id, count, received_at FROM ins
+    )
+    SELECT key_id FROM ins`;
   return inserted.map((r) => r.key_id);
 }
 
@@ -91,12 +99,11 @@ const BATCH_COLUMNS = `b.id, b.key_id AS "keyId", b.out_trade_no AS "outTradeNo"
 
 /**
  * What a key has to charge, in one round trip: its newest open batch, if any, and
- * whether it has events in no batch yet (pending; found through the partial index
- * on batch_id IS NULL).
+ * whether it has events in no batch yet (pending_event).
  */
 export async function keyWork(db: Sql, keyId: number): Promise<{ batch?: BatchRow; pending: boolean }> {
   const rows = await db.$queryRaw<(BatchRow & { pending: boolean })[]>`
-    SELECT o.*, EXISTS (SELECT 1 FROM usage_event WHERE key_id = ${keyId} AND batch_id IS NULL) AS pending
+    SELECT o.*, EXISTS (SELECT 1 FROM pending_event WHERE key_id = ${keyId}) AS pending
     FROM (SELECT 1) one LEFT JOIN LATERAL (
       SELECT ${Prisma.raw(BATCH_COLUMNS)}
       FROM charge_batch b JOIN meter_key k ON k.id = b.key_id
@@ -123,10 +130,10 @@ export async function openBatchOfKey(db: Sql, keyId: number): Promise<BatchRow |
  * batch, or undefined when the key had no pending event.
  *
  * The batch's count and event_count are summed from the rows this statement
- * actually moved out of 'pending' (UPDATE ... RETURNING), and the UPDATE re-checks
- * batch_id IS NULL on every row: should two runs ever form batches of one key at
- * once, an event lands in exactly one of them and each count is exact. That makes
- * row locks (FOR UPDATE, a second write of every row) unnecessary.
+ * actually took off the pending queue (DELETE ... RETURNING): should two runs ever
+ * form batches of one key at once, an event lands in exactly one of them and each
+ * count is exact, with no row locks taken beforehand. The events' own update
+ * changes no indexed column, so it is a HOT update.
  */
 export async function formBatch(
   db: Sql,
@@ -137,17 +144,19 @@ export async function formBatch(
       SELECT nextval(pg_get_serial_sequence('charge_batch', 'id')) AS id
     ), candidates AS (
       SELECT seq, count, sum(count::bigint) OVER (ORDER BY seq) AS running, row_number() OVER (ORDER BY seq) AS n
-      FROM (SELECT seq, count FROM usage_event
-            WHERE key_id = ${p.keyId} AND batch_id IS NULL
+      FROM (SELECT seq, count FROM pending_event WHERE key_id = ${p.keyId}
             ORDER BY seq LIMIT ${p.maxEvents}) oldest
+    ), taken AS (
+      DELETE FROM pending_event q USING candidates c
+      WHERE q.seq = c.seq AND (c.running <= ${p.maxCount} OR c.n = 1)
+      RETURNING q.seq
     ), moved AS (
       UPDATE usage_event e SET status = 'batched', batch_id = (SELECT id FROM new_batch)
-      FROM candidates c
-      WHERE e.seq = c.seq AND (c.running <= ${p.maxCount} OR c.n = 1) AND e.batch_id IS NULL
-      RETURNING e.count
+      FROM taken t WHERE e.seq = t.seq
+      RETURNING e.seq, e.count
     ), batch AS (
-      INSERT INTO charge_batch (id, key_id, out_trade_no, count, event_count, deadline_at)
-      SELECT (SELECT id FROM new_batch), ${p.keyId}, ${p.outTradeNo}, sum(count), count(*),
+      INSERT INTO charge_batch (id, key_id, out_trade_no, count, event_count, first_seq, last_seq, deadline_at)
+      SELECT (SELECT id FROM new_batch), ${p.keyId}, ${p.outTradeNo}, sum(count), count(*), min(seq), max(seq),
              now() + make_interval(secs => ${p.deadlineSec})
       FROM moved HAVING count(*) > 0
       RETURNING *
@@ -212,7 +221,7 @@ export async function settleBatch(
              last_error = COALESCE(${a?.description ?? null}, last_error),
              dead_reason = ${deadReason}, updated_at = now(), finished_at = now()
       WHERE id = ${batchId} AND status = 'open'
-      RETURNING id, attempts
+      RETURNING id, attempts, key_id, first_seq, last_seq
     ), att AS (
       INSERT INTO call_attempt (batch_id, attempt_no, out_trade_no, count, started_at, duration_ms, http_status,
                                 error_code, sub_error_code, description, logid, outcome, error_kind, worker_id)
@@ -222,7 +231,8 @@ export async function settleBatch(
              ${a?.workerId ?? null}
       FROM b WHERE ${a !== null}
     ), ev AS (
-      UPDATE usage_event SET status = ${eventStatus}::event_status WHERE batch_id IN (SELECT id FROM b)
+      UPDATE usage_event u SET status = ${eventStatus}::event_status
+      FROM b WHERE u.key_id = b.key_id AND u.seq BETWEEN b.first_seq AND b.last_seq AND u.batch_id = b.id
     )
     SELECT id FROM b`;
   return rows.length > 0;
@@ -241,7 +251,9 @@ export async function settlePartialParent(db: Sql, parentId: bigint, charged: nu
       WHERE id = ${parentId} AND status = 'open'
       RETURNING id
     ), ranked AS (
-      SELECT seq, sum(count) OVER (ORDER BY seq) AS running FROM usage_event WHERE batch_id = ${parentId}
+      SELECT u.seq, sum(u.count) OVER (ORDER BY u.seq) AS running
+      FROM usage_event u JOIN charge_batch p ON p.id = ${parentId}
+      WHERE u.key_id = p.key_id AND u.seq BETWEEN p.first_seq AND p.last_seq AND u.batch_id = p.id
     ), ev AS (
       UPDATE usage_event e
       SET status = CASE WHEN ranked.running <= ${charged} THEN 'charged' ELSE 'overage' END::event_status
@@ -270,8 +282,8 @@ export async function derivedBatchCount(db: Sql, parentId: bigint): Promise<numb
 export async function keysNeedingCharge(db: Sql, olderThanMs: number, limit: number): Promise<number[]> {
   const rows = await db.$queryRaw<{ key_id: number }[]>`
     SELECT DISTINCT key_id FROM (
-      (SELECT key_id FROM usage_event
-       WHERE batch_id IS NULL AND received_at < now() - make_interval(secs => ${olderThanMs / 1000})
+      (SELECT key_id FROM pending_event
+       WHERE received_at < now() - make_interval(secs => ${olderThanMs / 1000})
        ORDER BY seq LIMIT ${limit * 20})
       UNION
       (SELECT key_id FROM charge_batch

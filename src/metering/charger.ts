@@ -62,19 +62,23 @@ export class Charger {
         deadlineSec: this.o.deadlineSec,
       }));
     if (!batch) return 'idle'; // the slot goes unused; slots are never handed back
-    await this.keepSlot(slotAt, signal);
-    return this.send(batch, signal);
+    return this.send(batch, await this.untilSlot(slotAt, signal), signal);
   }
 
   /**
-   * Waits until the slot, then makes sure the call is not late for it: a call sent
-   * well after its slot would bunch with the calls slotted after it, so a late one
-   * takes a fresh slot.
+   * Sleeps until the slot, and returns the check the client runs right before it
+   * sends (after the token is in hand): a call sent well after its slot would bunch
+   * with the calls slotted after it, so a late one waits for a fresh slot first.
    */
-  private async keepSlot(slotAt: number, signal?: AbortSignal): Promise<void> {
+  private async untilSlot(slotAt: number, signal?: AbortSignal): Promise<() => Promise<void>> {
     const early = slotAt - performance.now();
     if (early > 0) await sleep(early, signal);
-    if (performance.now() - slotAt > MAX_SLOT_SKEW_MS) await this.waitForSlot(signal);
+    let at = slotAt;
+    return async () => {
+      for (let tries = 0; tries < 3 && performance.now() - at > MAX_SLOT_SKEW_MS; tries++) {
+        at = await this.waitForSlot(signal);
+      }
+    };
   }
 
   /** Waits for a deployment-wide call slot; returns when the slot is (performance.now() clock). */
@@ -84,7 +88,11 @@ export class Charger {
     return slot.at;
   }
 
-  private async send(batch: BatchRow, signal?: AbortSignal): Promise<ChargeOutcome> {
+  private async send(
+    batch: BatchRow,
+    beforeSend: () => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<ChargeOutcome> {
     const { db, logger } = this.o;
     if (batch.deadlineAt.getTime() < Date.now()) {
       return this.dead(batch, null, `deadline passed after ${batch.attempts} attempt(s)`);
@@ -101,7 +109,7 @@ export class Charger {
           outTradeNo: batch.outTradeNo,
           isTestEnv: batch.isTestEnv,
         },
-        { signal },
+        { signal, beforeSend },
       );
       const attempt = this.attempt(batch, startedAt, t0, {
         httpStatus: res.httpStatus,
@@ -186,8 +194,7 @@ export class Charger {
     await createDerivedBatch(db, parent, n + 1, remaining);
     const derived = await openBatchOfKey(db, parent.keyId);
     if (!derived || derived.parentId !== parent.id) return 'idle';
-    await this.keepSlot(await this.waitForSlot(signal), signal);
-    return this.send(derived, signal);
+    return this.send(derived, await this.untilSlot(await this.waitForSlot(signal), signal), signal);
   }
 
   private async remainingTimes(batch: BatchRow, signal?: AbortSignal): Promise<number> {

@@ -8,7 +8,7 @@ import type { RateLimiter } from './rate-limiter.js';
 export interface MeterDouyinApi {
   decrUserRemainTimes(
     input: DecrUserRemainTimesInput,
-    opts?: { signal?: AbortSignal },
+    opts?: { signal?: AbortSignal; beforeSend?: () => Promise<void> },
   ): Promise<{ logid: string; httpStatus: number; description: string }>;
   getUserServicePurchaseList(
     input: { openId: string; serviceId: string },

@@ -30,11 +30,11 @@ export async function replayBatches(
     'id' in target
       ? await db.chargeBatch.findMany({
           where: { id: target.id },
-          select: { id: true, status: true, keyId: true },
+          select: { id: true, status: true, keyId: true, firstSeq: true, lastSeq: true },
         })
       : await db.chargeBatch.findMany({
           where: { status: 'dead' },
-          select: { id: true, status: true, keyId: true },
+          select: { id: true, status: true, keyId: true, firstSeq: true, lastSeq: true },
         });
   const result: ReplayResult = { replayed: [], skipped: [] };
   if ('id' in target && candidates.length === 0)
@@ -55,7 +55,13 @@ export async function replayBatches(
         data: { status: 'open', deadReason: null, finishedAt: null, deadlineAt, updatedAt: new Date() },
       });
       if (n.count === 0) return false;
-      await tx.usageEvent.updateMany({ where: { batchId: b.id }, data: { status: 'batched' } });
+      if (b.firstSeq !== null && b.lastSeq !== null) {
+        // The batch's seq range with its key is the index path to its events.
+        await tx.usageEvent.updateMany({
+          where: { keyId: b.keyId, seq: { gte: b.firstSeq, lte: b.lastSeq }, batchId: b.id },
+          data: { status: 'batched' },
+        });
+      }
       await tx.operatorAudit.create({
         data: { actor, action: 'batch.replay', target: String(b.id), details: { previousStatus: b.status } },
       });

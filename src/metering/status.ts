@@ -23,7 +23,7 @@ export async function getMeterStatus(deps: {
       db.chargeBatch.groupBy({ by: ['status'], _count: { _all: true } }),
       db.$queryRaw<{ age: number | null }[]>`
         SELECT extract(epoch FROM now() - min(received_at))::float8 AS age
-        FROM (SELECT received_at FROM usage_event WHERE batch_id IS NULL ORDER BY seq LIMIT 1) p`,
+        FROM (SELECT received_at FROM pending_event ORDER BY seq LIMIT 1) p`,
       queues.events.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
       queues.charge.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
     ]);

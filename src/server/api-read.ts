@@ -75,7 +75,14 @@ export function registerReadRoutes(api: FastifyInstance, d: ReadDeps): void {
     });
     if (!batch) throw new HttpError(404, 'not_found', `no batch ${id}`);
     const [events, attempts] = await Promise.all([
-      db.usageEvent.findMany({ where: { batchId: id }, orderBy: { seq: 'asc' }, take: BATCH_EVENTS_SHOWN }),
+      // The batch's seq range with its key is the index path to its events.
+      batch.firstSeq === null || batch.lastSeq === null
+        ? Promise.resolve([])
+        : db.usageEvent.findMany({
+            where: { keyId: batch.keyId, seq: { gte: batch.firstSeq, lte: batch.lastSeq }, batchId: id },
+            orderBy: { seq: 'asc' },
+            take: BATCH_EVENTS_SHOWN,
+          }),
       db.callAttempt.findMany({ where: { batchId: id }, orderBy: { attemptNo: 'asc' } }),
     ]);
     const latest = [...attempts].reverse().find((a) => a.logid)?.logid ?? null;

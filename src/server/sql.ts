@@ -12,10 +12,10 @@ export async function selectOne(db: Sql): Promise<void> {
 
 /** Age in seconds of the oldest event not yet in a batch, null when none is pending. */
 export async function oldestPendingEventAgeSec(db: Sql): Promise<number | null> {
-  // Uses the partial index usage_event_unbatched_seq_idx: the oldest pending row is the first.
+  // pending_event's primary key is seq: the oldest pending row is the first.
   const rows = await db.$queryRaw<{ age: number | null }[]>`
     SELECT extract(epoch FROM now() - received_at)::float8 AS age
-    FROM usage_event WHERE batch_id IS NULL ORDER BY seq LIMIT 1`;
+    FROM pending_event ORDER BY seq LIMIT 1`;
   return rows[0]?.age ?? null;
 }
 

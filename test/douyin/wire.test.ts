@@ -361,6 +361,29 @@ describe('failures', () => {
     expect(calls[1]!.body).toStrictEqual(calls[0]!.body);
   });
 
+  it('beforeSend runs right before each request, the retry after a token refresh included', async () => {
+    fake.handler = (req) =>
+      req.headers['access-token'] === 'tok-1'
+        ? { json: envelope(28001008, {}, { logid: 'LOG-EXPIRED' }) }
+        : { json: envelope(0, {}, { logid: 'LOG-OK' }) };
+    const seenBefore: number[] = [];
+    const beforeSend = async () => {
+      seenBefore.push(fake.to(DOUYIN_PATHS.decrUserRemainTimes).length);
+    };
+    await client.decrUserRemainTimes(decr, { beforeSend });
+    // Called before the first request (none sent yet) and before the retry (one sent).
+    expect(seenBefore).toEqual([0, 1]);
+  });
+
+  it('a beforeSend that throws sends nothing', async () => {
+    fake.handler = () => ({ json: envelope(0) });
+    const beforeSend = async () => {
+      throw new Error('late for its slot');
+    };
+    await expect(client.decrUserRemainTimes(decr, { beforeSend })).rejects.toBeInstanceOf(DouyinError);
+    expect(fake.to(DOUYIN_PATHS.decrUserRemainTimes)).toHaveLength(0);
+  });
+
   it('a token refused twice: retried only once, then auth', async () => {
     fake.handler = () => ({ json: envelope(28001003, {}, { logid: 'LOG-WRONG' }) });
     await expect(client.decrUserRemainTimes(decr)).rejects.toMatchObject({

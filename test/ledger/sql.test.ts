@@ -169,7 +169,9 @@ describe('ledger SQL', () => {
     const k = [...ids.values()][0]!;
     await insertEvents(db, [ev('s1', k)]);
     expect(await keysNeedingCharge(db, 60_000, 100)).not.toContain(k);
-    await db.$executeRaw`UPDATE usage_event SET received_at = now() - interval '2 minutes' WHERE event_id = 's1'`;
+    await db.$executeRaw`
+      UPDATE pending_event SET received_at = now() - interval '2 minutes'
+      WHERE seq = (SELECT seq FROM usage_event WHERE event_id = 's1')`;
     expect(await keysNeedingCharge(db, 60_000, 100)).toContain(k);
   });
 });

@@ -59,6 +59,16 @@ async function batch(
       batchId: b.id,
     })),
   });
+  // As the ledger's formBatch records it: the seq range of the batch's events.
+  const range = await s.db.usageEvent.aggregate({
+    where: { batchId: b.id },
+    _min: { seq: true },
+    _max: { seq: true },
+  });
+  await s.db.chargeBatch.update({
+    where: { id: b.id },
+    data: { firstSeq: range._min.seq, lastSeq: range._max.seq },
+  });
   await s.db.callAttempt.createMany({
     data: attempts.map((a, i) => ({
       batchId: b.id,

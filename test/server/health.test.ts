@@ -59,9 +59,12 @@ describe('/metrics and /healthz', () => {
     const key = await s.db.meterKey.create({
       data: { openId: 'old', serviceId: 's1', serviceModeId: 'm1', isTestEnv: false },
     });
-    await s.db.usageEvent.create({
-      data: { eventId: 'old-1', keyId: key.id, count: 1, receivedAt: new Date(Date.now() - 60_000) },
+    const receivedAt = new Date(Date.now() - 60_000);
+    const old = await s.db.usageEvent.create({
+      data: { eventId: 'old-1', keyId: key.id, count: 1, receivedAt },
     });
+    // As the ledger's insertEvents does: a new event is also queued as pending.
+    await s.db.pendingEvent.create({ data: { seq: old.seq, keyId: key.id, count: 1, receivedAt } });
 
     const after = await (await fetch(`${s.url}/metrics`)).text();
     const accepted = { result: 'accepted', source: 'http' };
