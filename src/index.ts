@@ -1,14 +1,7 @@
 // The package's public surface: the producer SDK, the event schema, the Douyin
 // client and its errors. Everything else is internal.
 
-export {
-  DOUYIN_CODES,
-  DouyinError,
-  DouyinRequestError,
-  ERROR_KINDS,
-  type ErrorKind,
-} from './douyin/errors.js';
-export * from './douyin/index.js';
+export * from './douyin/index.js'; // the client, its errors (DouyinError, kinds, codes) and schemas
 export {
   EVENT_LIMITS,
   type UsageEvent,

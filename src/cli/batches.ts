@@ -1,10 +1,8 @@
 // `npm run cli -- batches replay ID | --all-dead`: send dead batches again with
 // their stored out_trade_no and count.
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
-import { createPrisma } from '../db/prisma.js';
 import { replayBatches } from '../metering/replay.js';
-import { cliConfig } from './config.js';
+import { cliConfig, withLedger } from './config.js';
 
 export async function runBatchesCommand(args: string[]): Promise<number> {
   let parsed: ReturnType<typeof parse>;
@@ -30,9 +28,7 @@ export async function runBatchesCommand(args: string[]): Promise<number> {
   }
   const config = cliConfig(['database']);
   if (!config) return 2;
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
-  const db = createPrisma(config.DATABASE_URL!);
-  try {
+  return withLedger(config, async ({ db, redis }) => {
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
     const result = await replayBatches(
       { db, redis, prefix: config.REDIS_PREFIX, deadlineSec: config.METER_RETRY_DEADLINE_SEC },
@@ -41,8 +37,5 @@ export async function runBatchesCommand(args: string[]): Promise<number> {
     );
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return !allDead && result.replayed.length === 0 ? 1 : 0;
-  } finally {
-    await db.$disconnect();
-    redis.disconnect();
-  }
+  });
 }

@@ -1,5 +1,8 @@
-// Configuration for one CLI command: a bad variable is printed and the command exits 2.
+// Configuration and connections for one CLI command: a bad variable is printed and
+// the command exits 2.
+import { Redis } from 'ioredis';
 import { type Config, ConfigError, type ConfigNeed, loadConfig } from '../config.js';
+import { createPrisma, type PrismaClient } from '../db/prisma.js';
 
 /** The parsed config, or undefined after printing every bad variable to stderr. */
 export function cliConfig(needs: ConfigNeed[] = []): Config | undefined {
@@ -9,5 +12,20 @@ export function cliConfig(needs: ConfigNeed[] = []): Config | undefined {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);
     return undefined;
+  }
+}
+
+/** Runs `fn` with a Redis connection and the ledger, and closes both after. */
+export async function withLedger<T>(
+  config: Config,
+  fn: (c: { db: PrismaClient; redis: Redis }) => Promise<T>,
+): Promise<T> {
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  const db = createPrisma(config.DATABASE_URL!);
+  try {
+    return await fn({ db, redis });
+  } finally {
+    await db.$disconnect();
+    redis.disconnect();
   }
 }

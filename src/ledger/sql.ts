@@ -35,7 +35,8 @@ export async function upsertKeys(db: Sql, keys: KeyFields[]): Promise<Map<string
 }
 
 export function keyString(k: KeyFields): string {
-  return JSON.stringify([k.openId, k.serviceId, k.serviceModeId, k.isTestEnv]);
+  // Ids are printable ASCII (the event schema), so a newline cannot be part of one.
+  return `${k.openId}\n${k.serviceId}\n${k.serviceModeId}\n${k.isTestEnv}`;
 }
 
 export interface EventRow {
@@ -291,4 +292,36 @@ export async function keysNeedingCharge(db: Sql, olderThanMs: number, limit: num
        ORDER BY created_at LIMIT ${limit})
     ) k LIMIT ${limit}`;
   return rows.map((r) => r.key_id);
+}
+
+/**
+ * Events by status, without reading the event table: pending ones are counted in
+ * pending_event, the others through their batch (a batch's events share its status;
+ * an open batch's are 'batched'). Only a partial batch's events differ (charged or
+ * overage), and those few are counted one by one. The state transitions each
+ * change a batch and its events in one statement, so the two always agree.
+ */
+export async function eventsByStatus(db: Sql): Promise<Record<string, number>> {
+  const rows = await db.$queryRaw<{ status: string; n: number }[]>`
+    SELECT status, sum(n)::int AS n FROM (
+      SELECT 'pending' AS status, count(*) AS n FROM pending_event
+      UNION ALL
+      SELECT CASE WHEN status = 'open' THEN 'batched' ELSE status::text END, sum(event_count)
+      FROM charge_batch WHERE status <> 'partial' AND event_count > 0 GROUP BY 1
+      UNION ALL
+      SELECT u.status::text, count(*)
+      FROM charge_batch b JOIN usage_event u
+        ON u.key_id = b.key_id AND u.seq BETWEEN b.first_seq AND b.last_seq AND u.batch_id = b.id
+      WHERE b.status = 'partial' GROUP BY 1
+    ) s GROUP BY status`;
+  return Object.fromEntries(rows.filter((r) => r.n > 0).map((r) => [r.status, r.n]));
+}
+
+/** Age in seconds of the oldest event not yet in a batch, null when none is pending. */
+export async function oldestPendingEventAgeSec(db: Sql): Promise<number | null> {
+  // pending_event's primary key is seq: the oldest pending row is the first.
+  const rows = await db.$queryRaw<{ age: number | null }[]>`
+    SELECT extract(epoch FROM now() - received_at)::float8 AS age
+    FROM pending_event ORDER BY seq LIMIT 1`;
+  return rows[0]?.age ?? null;
 }

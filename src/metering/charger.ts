@@ -198,11 +198,11 @@ export class Charger {
   }
 
   private async remainingTimes(batch: BatchRow, signal?: AbortSignal): Promise<number> {
-    await this.waitForSlot(signal);
+    const beforeSend = await this.untilSlot(await this.waitForSlot(signal), signal);
     try {
       const res = await this.o.api.getUserServicePurchaseList(
         { openId: batch.openId, serviceId: batch.serviceId },
-        { signal },
+        { signal, beforeSend },
       );
       return res.purchaseInfoList
         .filter((p) => p.serviceModeId === batch.serviceModeId)

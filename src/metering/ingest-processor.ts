@@ -24,17 +24,17 @@ export class IngestProcessor {
   async process(job: Job<EventsJobData>): Promise<{ recorded: number; duplicates: number }> {
     const { events, source } = job.data;
     const enqueuedAt = new Date(job.timestamp).toISOString();
+    const keys = events.map(keyString);
     const missing = new Map<string, KeyFields>();
-    for (const e of events) {
-      const k = keyString(e);
-      if (!this.keyIds.has(k)) missing.set(k, e);
-    }
+    events.forEach((e, i) => {
+      if (!this.keyIds.has(keys[i]!)) missing.set(keys[i]!, e);
+    });
     if (missing.size > 0) {
       for (const [k, id] of await upsertKeys(this.o.db, [...missing.values()])) this.keyIds.set(k, id);
     }
-    const rows: EventRow[] = events.map((e) => ({
+    const rows: EventRow[] = events.map((e, i) => ({
       eventId: e.eventId,
-      keyId: this.keyIds.get(keyString(e))!,
+      keyId: this.keyIds.get(keys[i]!)!,
       count: e.count,
       occurredAt: e.occurredAt ?? null,
       enqueuedAt,

@@ -1,5 +1,6 @@
 // Types shared by the metering modules.
 import type { Logger } from 'pino';
+import type { CallOptions } from '../douyin/client.js';
 import type { DecrUserRemainTimesInput } from '../douyin/schemas.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -8,11 +9,11 @@ import type { RateLimiter } from './rate-limiter.js';
 export interface MeterDouyinApi {
   decrUserRemainTimes(
     input: DecrUserRemainTimesInput,
-    opts?: { signal?: AbortSignal; beforeSend?: () => Promise<void> },
+    opts?: CallOptions,
   ): Promise<{ logid: string; httpStatus: number; description: string }>;
   getUserServicePurchaseList(
     input: { openId: string; serviceId: string },
-    opts?: { signal?: AbortSignal },
+    opts?: CallOptions,
   ): Promise<{ purchaseInfoList: { serviceModeId: string; remainServiceTimes?: number }[] }>;
 }
 

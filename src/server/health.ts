@@ -3,10 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { pendingMigrations } from '../db/migrate.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import { oldestPendingEventAgeSec } from '../ledger/sql.js';
 import type { Logger } from '../logger.js';
 import { oldestPendingEventAge, queueDepth, registry } from '../metrics.js';
 import type { MeterQueues } from '../queue/queues.js';
-import { oldestPendingEventAgeSec, selectOne } from './sql.js';
+import { selectOne } from './sql.js';
 import { withTimeout } from './timeout.js';
 
 export interface HealthDeps {

@@ -10,15 +10,6 @@ export async function selectOne(db: Sql): Promise<void> {
   await db.$queryRaw`SELECT 1`;
 }
 
-/** Age in seconds of the oldest event not yet in a batch, null when none is pending. */
-export async function oldestPendingEventAgeSec(db: Sql): Promise<number | null> {
-  // pending_event's primary key is seq: the oldest pending row is the first.
-  const rows = await db.$queryRaw<{ age: number | null }[]>`
-    SELECT extract(epoch FROM now() - received_at)::float8 AS age
-    FROM pending_event ORDER BY seq LIMIT 1`;
-  return rows[0]?.age ?? null;
-}
-
 /** The newest logid of each batch (batches without any logid are absent). */
 export async function latestLogids(db: Sql, batchIds: bigint[]): Promise<Map<string, string>> {
   if (batchIds.length === 0) return new Map();

@@ -2,9 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import {
   createDerivedBatch,
+  eventsByStatus,
   existingEventIds,
   formBatch,
   insertEvents,
+  keyString,
   keysNeedingCharge,
   keyWork,
   openBatchOfKey,
@@ -52,7 +54,7 @@ describe('ledger SQL', () => {
     const again = await upsertKeys(db, [key('u2')]);
     expect(ids.size).toBe(2);
     const k1 = [...ids.values()][0]!;
-    expect([...again.values()][0]).toBe(ids.get(JSON.stringify(['u2', 's1', 'm1', false])));
+    expect([...again.values()][0]).toBe(ids.get(keyString(key('u2'))));
     const first = await insertEvents(db, [ev('e1a', k1), ev('e2', k1, 5), ev('e2', k1, 5)]);
     expect(first).toEqual([k1, k1]);
     const second = await insertEvents(db, [ev('e1a', k1), ev('e3', k1, 2)]);
@@ -173,5 +175,15 @@ describe('ledger SQL', () => {
       UPDATE pending_event SET received_at = now() - interval '2 minutes'
       WHERE seq = (SELECT seq FROM usage_event WHERE event_id = 's1')`;
     expect(await keysNeedingCharge(db, 60_000, 100)).toContain(k);
+  });
+
+  it('counts events by status from batches and the pending queue exactly as the event table says', async () => {
+    // Earlier tests left pending, batched, charged and overage (partial) events behind.
+    const direct = await db.usageEvent.groupBy({ by: ['status'], _count: { _all: true } });
+    const expected = Object.fromEntries(direct.map((r) => [r.status, r._count._all]));
+    expect(Object.keys(expected)).toEqual(
+      expect.arrayContaining(['pending', 'batched', 'charged', 'overage']),
+    );
+    expect(await eventsByStatus(db)).toEqual(expected);
   });
 });
