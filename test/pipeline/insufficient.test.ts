@@ -19,7 +19,7 @@ describe('insufficient remaining times', () => {
     p.sim.setBalance({ openId: 'poor', serviceId: 's1', serviceModeId: 'm1', remaining: 5 });
     await p.send([ev('r1', 'poor', 3), ev('r2', 'poor', 4)]);
     await p.startWorker();
-    await waitForFinal(p);
+    await p.waitUntilSettled(30_000);
     const batch = await p.db.chargeBatch.findFirstOrThrow({ include: { attemptsLog: true } });
     expect(batch).toMatchObject({ status: 'insufficient', count: 7, chargedCount: 0 });
     expect(batch.attemptsLog.at(-1)).toMatchObject({ errorKind: 'insufficient_balance', errorCode: 2119001 });
@@ -36,7 +36,7 @@ describe('insufficient remaining times', () => {
     p.sim.setBalance({ openId: 'poor', serviceId: 's1', serviceModeId: 'm1', remaining: 5 });
     await p.send([ev('p1', 'poor', 3), ev('p2', 'poor', 4)]);
     await p.startWorker();
-    await waitForFinal(p);
+    await p.waitUntilSettled(30_000);
     const parent = await p.db.chargeBatch.findFirstOrThrow({ where: { parentId: null } });
     expect(parent).toMatchObject({ status: 'partial', count: 7, chargedCount: 5, overageCount: 2 });
     const derived = await p.db.chargeBatch.findFirstOrThrow({ where: { parentId: parent.id } });
@@ -48,15 +48,3 @@ describe('insufficient remaining times', () => {
     expect(events.map((e) => e.status)).toEqual(['charged', 'overage']);
   });
 });
-
-async function waitForFinal(p: Pipeline) {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const open = await p.db.chargeBatch.count({ where: { status: 'open' } });
-    const pending = await p.db.usageEvent.count({ where: { status: { in: ['pending', 'batched'] } } });
-    const total = await p.db.usageEvent.count();
-    if (open === 0 && pending === 0 && total > 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('batches did not settle');
-}

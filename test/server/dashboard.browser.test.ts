@@ -165,10 +165,15 @@ describe('dashboard in chromium', () => {
     await page.screenshot({ path: join(shots, 'dashboard-desktop.png'), fullPage: true });
 
     // A dead batch: Douyin answers 5xx until the batch's 1 s deadline passes.
-    await until(
-      'the stream to settle',
-      async () => (await s.db.usageEvent.count({ where: { status: { in: ['pending', 'batched'] } } })) === 0,
-    );
+    // Every streamed event in the ledger and settled, read in one snapshot: an event
+    // still on its way from Redis must not go dead under the fault switched on next.
+    await until('the stream to settle', async () => {
+      const [r] = await s.db.$queryRaw<{ total: number; unsettled: number }[]>`
+        SELECT count(*)::int AS total,
+               count(*) FILTER (WHERE status IN ('pending', 'batched'))::int AS unsettled
+        FROM usage_event`;
+      return r!.total === sent && r!.unsettled === 0;
+    });
     sim.setFaults({ http5xxRate: 1 });
     const doomed = event('web-dead', 7);
     expect((await s.postEvents([doomed])).status).toBe(202);
