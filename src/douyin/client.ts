@@ -16,6 +16,7 @@ import {
   parseErrorKinds,
   TOKEN_REFRESH_CODES,
 } from './errors.js';
+import { RateLimiter } from './rate-limiter.js';
 import {
   type DecrUserRemainTimesInput,
   type DeletePurchaseInfoInput,
@@ -74,6 +75,13 @@ export interface DouyinClientOptions {
   onCall?: (e: DouyinCallEvent) => void;
   /** undici pool size. Default 128. */
   connections?: number;
+  /**
+   * Awaited right before each request of a call that brings no `beforeSend` of its
+   * own (see CallOptions). createDouyinClientFromConfig sets it to the
+   * deployment-wide rate limiter, so every call counts against DOUYIN_QPS.
+   * Default: none.
+   */
+  beforeSend?: (signal: AbortSignal) => Promise<void>;
 }
 
 export type DouyinCallResult = EnvelopeResult;
@@ -86,7 +94,7 @@ export interface CallOptions {
    * it to check, at the last moment, that the call is still on time; it may wait, or
    * throw to send nothing.
    */
-  beforeSend?: () => Promise<void>;
+  beforeSend?: (signal: AbortSignal) => Promise<void>;
 }
 
 type Success = Extract<Interpreted, { ok: true }>;
@@ -188,7 +196,8 @@ export class DouyinMarketClient {
     const signal = deadline.signal;
     try {
       let token = await untilAborted(this.tokens.getToken(), signal);
-      if (opts.beforeSend) await untilAborted(opts.beforeSend(), signal);
+      const beforeSend = opts.beforeSend ?? this.o.beforeSend;
+      if (beforeSend) await untilAborted(beforeSend(signal), signal);
       let out = await this.send(req, token, signal);
       if (!out.ok && out.error.errorCode !== undefined && TOKEN_REFRESH_CODES.has(out.error.errorCode)) {
         this.o.logger?.info(
@@ -197,7 +206,7 @@ export class DouyinMarketClient {
         );
         await this.tokens.invalidate(token);
         token = await untilAborted(this.tokens.getToken(), signal);
-        if (opts.beforeSend) await untilAborted(opts.beforeSend(), signal);
+        if (beforeSend) await untilAborted(beforeSend(signal), signal);
         out = await this.send(req, token, signal);
       }
       if (!out.ok) throw out.error;
@@ -298,6 +307,9 @@ export function createDouyinClientFromConfig(
   if (!config.DOUYIN_CLIENT_KEY || !config.DOUYIN_CLIENT_SECRET) {
     throw new Error('DOUYIN_CLIENT_KEY and DOUYIN_CLIENT_SECRET are required for the Douyin client');
   }
+  // Every process of the deployment (workers, server, CLI) paces its calls on the
+  // one shared limiter: the platform counts the application's calls, not a process's.
+  const limiter = douyinRateLimiter(config, redis);
   return new DouyinMarketClient({
     baseUrl: config.DOUYIN_BASE_URL,
     clientKey: config.DOUYIN_CLIENT_KEY,
@@ -308,6 +320,14 @@ export function createDouyinClientFromConfig(
     connectTimeoutMs: config.DOUYIN_CONNECT_TIMEOUT_MS,
     tokenRefreshMarginSec: config.DOUYIN_TOKEN_REFRESH_MARGIN_SEC,
     errorKinds: parseErrorKinds(config.DOUYIN_ERROR_KINDS),
+    beforeSend: async (signal) => {
+      await limiter.acquire(signal);
+    },
     ...extra,
   });
+}
+
+/** The deployment-wide limiter on Douyin calls, shared in Redis under REDIS_PREFIX. */
+export function douyinRateLimiter(config: Config, redis: Redis): RateLimiter {
+  return new RateLimiter({ redis, key: `${config.REDIS_PREFIX}:douyin:ratelimit`, qps: config.DOUYIN_QPS });
 }

@@ -8,6 +8,7 @@ export {
   type DouyinClientOptions,
   DouyinMarketClient,
   type DouyinMethod,
+  douyinRateLimiter,
 } from './client.js';
 export {
   type EnvelopeResult,
@@ -18,6 +19,7 @@ export {
   parseEnvelope,
 } from './envelope.js';
 export * from './errors.js';
+export { RateLimiter, type RateLimiterOptions, type Slot } from './rate-limiter.js';
 export * from './schemas.js';
 export { type CachedToken, parseCached, TokenProvider, type TokenProviderOptions } from './token.js';
 export { CLIENT_TOKEN_PATH, type FetchedToken, fetchClientToken } from './token-endpoint.js';

@@ -9,6 +9,7 @@
 // 3. Only one charge job per key runs at a time (BullMQ deduplication + job lock),
 //    and a key's open batch is always finished before a new one is formed.
 import { DouyinError, type ErrorKind } from '../douyin/errors.js';
+import { sleep } from '../douyin/rate-limiter.js';
 import {
   type AttemptRecord,
   type BatchRow,
@@ -25,7 +26,6 @@ import { batchesTotal, rateLimitedTotal, rateLimitWait } from '../metrics.js';
 import { RetryableChargeError } from './errors.js';
 import type { ChargerOptions } from './interfaces.js';
 import { newOutTradeNo } from './out-trade-no.js';
-import { sleep } from './rate-limiter.js';
 
 /** How many derived batches the partial policy tries before giving up on a parent. */
 const MAX_DERIVED = 3;

@@ -1,9 +1,9 @@
 // Types shared by the metering modules.
 import type { Logger } from 'pino';
 import type { CallOptions } from '../douyin/client.js';
+import type { RateLimiter } from '../douyin/rate-limiter.js';
 import type { DecrUserRemainTimesInput } from '../douyin/schemas.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
-import type { RateLimiter } from './rate-limiter.js';
 
 /** The two Douyin methods the worker uses (DouyinMarketClient implements them). */
 export interface MeterDouyinApi {

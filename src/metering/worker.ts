@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
-import { createDouyinClientFromConfig } from '../douyin/index.js';
+import { createDouyinClientFromConfig, douyinRateLimiter } from '../douyin/index.js';
 import { keyWork } from '../ledger/sql.js';
 import { douyinCallDuration } from '../metrics.js';
 import {
@@ -22,7 +22,6 @@ import { Charger } from './charger.js';
 import { RetryableChargeError } from './errors.js';
 import { IngestProcessor } from './ingest-processor.js';
 import type { MeterDouyinApi } from './interfaces.js';
-import { RateLimiter } from './rate-limiter.js';
 import { Sweeper } from './sweeper.js';
 
 export interface MeterWorker {
@@ -73,7 +72,7 @@ export async function startMeterWorker({
           e.durationMs / 1000,
         ),
     });
-  const limiter = new RateLimiter({ redis, key: `${prefix}:douyin:ratelimit`, qps: config.DOUYIN_QPS });
+  const limiter = douyinRateLimiter(config, redis);
   const charger = new Charger({
     db,
     api,

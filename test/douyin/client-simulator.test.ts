@@ -3,7 +3,8 @@
 // lost is a 'network' error whose replay with the same out_trade_no charges once.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DouyinError, DouyinMarketClient } from '../../src/douyin/index.js';
+import { loadConfig } from '../../src/config.js';
+import { createDouyinClientFromConfig, DouyinError, DouyinMarketClient } from '../../src/douyin/index.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { redisUrl, uniquePrefix } from '../support/services.js';
 
@@ -87,5 +88,42 @@ describe('DouyinMarketClient against the simulator', () => {
       kind: 'conflict',
       errorCode: 2119002,
     });
+  });
+
+  it('a client made from the configuration paces every call on the shared limiter (DOUYIN_QPS)', async () => {
+    sim.setFaults({ qps: 10 });
+    const burst = (c: DouyinMarketClient) =>
+      Promise.allSettled(
+        Array.from({ length: 25 }, () =>
+          c.getUserServicePurchaseList({ openId: key.openId, serviceId: key.serviceId }),
+        ),
+      );
+    const kinds = (results: PromiseSettledResult<unknown>[]) =>
+      results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as DouyinError).kind));
+
+    // Baseline: a bare client sends the burst at once and the platform refuses most of it.
+    const bare = kinds(await burst(client));
+    expect(bare.filter((k) => k === 'rate_limited').length).toBeGreaterThan(0);
+
+    await new Promise((r) => setTimeout(r, 1_100)); // the simulator's window empties
+    const config = loadConfig(['douyin'], {
+      DOUYIN_BASE_URL: sim.url,
+      DOUYIN_CLIENT_KEY: 'sim-client-key',
+      DOUYIN_CLIENT_SECRET: 'sim-client-secret',
+      DOUYIN_QPS: '10',
+      REDIS_URL: redisUrl(),
+      REDIS_PREFIX: uniquePrefix('clqps'),
+    });
+    const paced = createDouyinClientFromConfig(config, redis);
+    try {
+      const t0 = performance.now();
+      const results = kinds(await burst(paced));
+      expect(results).toEqual(Array(25).fill('ok'));
+      // 25 calls at 10 per 1.08 s: the last one cannot leave before ~2.6 s.
+      expect(performance.now() - t0).toBeGreaterThan(2_400);
+      expect(await redis.exists(`${config.REDIS_PREFIX}:douyin:ratelimit`)).toBe(1);
+    } finally {
+      await paced.close();
+    }
   });
 });

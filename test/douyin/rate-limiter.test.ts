@@ -3,7 +3,7 @@
 // instead of bunching with the calls slotted after it.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RateLimiter, type Slot } from '../../src/metering/rate-limiter.js';
+import { RateLimiter, type Slot } from '../../src/douyin/rate-limiter.js';
 import { redisUrl, uniquePrefix } from '../support/services.js';
 
 let redis: Redis;
