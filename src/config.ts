@@ -54,6 +54,24 @@ export const configSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   API_KEYS: optionalString,
   DASHBOARD_USERS: optionalString,
+  /**
+   * Key that signs operator sessions. Set the same one on every server to share
+   * sessions across them and keep them over a restart; unset, each process draws its own.
+   */
+  SESSION_SECRET: optionalString.pipe(
+    z.string().min(32, 'at least 32 characters (e.g. openssl rand -base64 32)').optional(),
+  ),
+  /** Wrong operator passwords allowed per client address per window. */
+  SIGNIN_MAX_FAILURES: int(10, 1, 1_000_000),
+  SIGNIN_WINDOW_SEC: int(900, 1, 86_400),
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address (the sign-in
+   * throttle counts per address): `true` (any), or the proxies' addresses/CIDRs
+   * separated by commas. Default: none.
+   */
+  TRUST_PROXY: optionalString.transform((v) =>
+    v === undefined || v === 'false' ? false : v === 'true' ? true : v,
+  ),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -81,11 +99,12 @@ export function loadConfig(needs: ConfigNeed[] = [], env: NodeJS.ProcessEnv = pr
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
   }
-  const values = (parsed.success ? parsed.data : {}) as Partial<Config>;
+  // A missing required variable is named even when another one failed to parse.
+  const given = (name: keyof Config) =>
+    parsed.success ? parsed.data[name] !== undefined : (env[name]?.trim() ?? '') !== '';
   for (const need of needs) {
     for (const name of required[need]) {
-      if (parsed.success && values[name] === undefined)
-        problems.push(`${name}: required (needed for ${need})`);
+      if (!given(name)) problems.push(`${name}: required (needed for ${need})`);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);

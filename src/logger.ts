@@ -16,6 +16,8 @@ const secretKeys = [
   'password',
   'API_KEYS',
   'DASHBOARD_USERS',
+  'SESSION_SECRET',
+  'secret',
 ];
 
 /** Redaction paths: each secret key at the top level and up to two levels down. */

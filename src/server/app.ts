@@ -24,6 +24,7 @@ import { errorBody, HttpError } from './errors.js';
 import { registerHealthRoutes } from './health.js';
 import { INGEST_BODY_LIMIT, registerIngestRoutes } from './ingest.js';
 import { registerSessionRoutes, requireOperator } from './session.js';
+import { SignInThrottle, type SignInThrottleOptions } from './signin-throttle.js';
 import { registerWebRoutes } from './web.js';
 
 export interface ServerDeps {
@@ -42,6 +43,10 @@ export interface ServerDeps {
   douyin?: OperatorDouyinApi;
   logger: Logger;
   session?: SessionOptions;
+  /** Wrong-password throttle settings (defaults: 10 per address per 900 s). */
+  signIn?: Pick<SignInThrottleOptions, 'maxFailures' | 'windowSec'>;
+  /** Fastify's trustProxy: whose X-Forwarded-For to believe for the client address. Default false. */
+  trustProxy?: boolean | string;
   /** Built dashboard directory. Default <checkout>/dist-web. */
   webDir?: string;
   /** Body limit of POST /v1/events, bytes. Default 1 MiB. */
@@ -70,11 +75,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Operator bodies are small; /v1/events sets its own limit.
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
+    trustProxy: deps.trustProxy ?? false,
   });
 
   app.setErrorHandler((err: FastifyError | HttpError, req, reply) => {
     if (err instanceof HttpError)
-      return reply.code(err.statusCode).send(errorBody(err.code, err.message, err.details));
+      return reply
+        .code(err.statusCode)
+        .headers(err.headers ?? {})
+        .send(errorBody(err.code, err.message, err.details));
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) {
       req.log.error({ err, url: req.url, method: req.method }, 'request failed');
@@ -127,6 +136,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const sessionDeps = {
     operators: new Operators(deps.users),
     sessions: new SessionSigner(deps.session),
+    throttle: new SignInThrottle({ redis: deps.redis, prefix: deps.prefix, logger, ...deps.signIn }),
     logger,
   };
   registerSessionRoutes(app, sessionDeps);

@@ -8,6 +8,8 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly details?: unknown,
+    /** Response headers that go with it, e.g. retry-after. */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }

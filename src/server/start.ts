@@ -61,6 +61,9 @@ export async function startServer({
     users,
     douyin,
     logger,
+    session: config.SESSION_SECRET ? { secret: Buffer.from(config.SESSION_SECRET, 'utf8') } : undefined,
+    signIn: { maxFailures: config.SIGNIN_MAX_FAILURES, windowSec: config.SIGNIN_WINDOW_SEC },
+    trustProxy: config.TRUST_PROXY,
   });
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   const url = address.replace('[::1]', 'localhost');

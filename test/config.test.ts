@@ -1,0 +1,44 @@
+// The configuration module: every variable documented, every bad one named.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, configSchema, loadConfig } from '../src/config.js';
+
+const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
+
+describe('configuration', () => {
+  it('every variable is listed in .env.example and the README', () => {
+    const envExample = read('.env.example');
+    const readme = read('README.md');
+    const variables = Object.keys(configSchema.shape);
+    expect(variables.length).toBeGreaterThan(20);
+    for (const v of variables) {
+      expect({ v, inEnvExample: new RegExp(`^#? ?${v}=`, 'm').test(envExample) }).toEqual({
+        v,
+        inEnvExample: true,
+      });
+      expect({ v, inReadme: readme.includes(`\`${v}\``) }).toEqual({ v, inReadme: true });
+    }
+  });
+
+  it('names every bad variable in one error', () => {
+    const err = (() => {
+      try {
+        loadConfig(['server'], { SESSION_SECRET: 'short', SIGNIN_MAX_FAILURES: '0', DOUYIN_QPS: 'many' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    for (const v of ['SESSION_SECRET', 'SIGNIN_MAX_FAILURES', 'DOUYIN_QPS', 'API_KEYS', 'DASHBOARD_USERS'])
+      expect(problems).toContain(v);
+    expect(problems).not.toContain('short'); // the value of a secret is not echoed
+  });
+
+  it('reads TRUST_PROXY as off, any proxy, or a list of proxies', () => {
+    expect(loadConfig([], {}).TRUST_PROXY).toBe(false);
+    expect(loadConfig([], { TRUST_PROXY: 'false' }).TRUST_PROXY).toBe(false);
+    expect(loadConfig([], { TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(true);
+    expect(loadConfig([], { TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }).TRUST_PROXY).toBe('10.0.0.0/8,127.0.0.1');
+  });
+});

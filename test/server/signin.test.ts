@@ -1,0 +1,100 @@
+// Wrong operator passwords are throttled per client address (shared in Redis), a
+// signed-in operator is never locked out, and SESSION_SECRET shares sessions
+// between servers.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { type RunningServer, startServer } from '../../src/server/start.js';
+import { createTestDatabase, redisUrl, uniquePrefix } from '../support/services.js';
+import { basic, OPERATOR, startTestServer, type TestServer } from './helpers.js';
+
+describe('wrong-password throttle', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    // Behind a trusted proxy (127.0.0.1), so each test request can name its client address.
+    s = await startTestServer({
+      label: 'signin',
+      signIn: { maxFailures: 3, windowSec: 2 },
+      trustProxy: '127.0.0.1',
+    });
+  });
+  afterAll(async () => s?.close());
+
+  const signIn = (from: string, password: string) =>
+    fetch(`${s.url}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+      body: JSON.stringify({ user: OPERATOR.user, password }),
+    });
+  const status = (from: string, headers: Record<string, string>) =>
+    fetch(`${s.url}/api/status`, { headers: { 'x-forwarded-for': from, ...headers } });
+
+  it('locks an address out after maxFailures wrong passwords, form and Basic alike, until the window ends', async () => {
+    const a = '10.0.0.1';
+    const b = '10.0.0.2';
+    const ok = await signIn(a, OPERATOR.password);
+    expect(ok.status).toBe(200);
+    const cookie = ok.headers.get('set-cookie')!.split(';')[0]!;
+
+    expect((await signIn(a, 'guess-1')).status).toBe(401);
+    expect((await signIn(a, 'guess-2')).status).toBe(401);
+    expect((await status(a, { authorization: basic(OPERATOR.user, 'guess-3') })).status).toBe(401);
+    expect(await s.redis.get(`${s.prefix}:signin-failures:${a}`)).toBe('3');
+
+    // The right password no longer opens anything from that address...
+    const locked = await signIn(a, OPERATOR.password);
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(locked.headers.get('retry-after'))).toBeLessThanOrEqual(2);
+    expect(await locked.json()).toMatchObject({ error: { code: 'too_many_attempts' } });
+    expect(locked.headers.get('set-cookie')).toBeNull();
+    expect((await status(a, { authorization: basic(OPERATOR.user, OPERATOR.password) })).status).toBe(429);
+
+    // ...while another address, and a session signed in before, still work.
+    expect((await signIn(b, OPERATOR.password)).status).toBe(200);
+    expect((await status(a, { cookie })).status).toBe(200);
+
+    await new Promise((r) => setTimeout(r, 2_100));
+    expect((await signIn(a, OPERATOR.password)).status).toBe(200);
+  });
+});
+
+describe('SESSION_SECRET', () => {
+  const servers: RunningServer[] = [];
+  afterAll(async () => {
+    for (const srv of servers) await srv.close();
+  });
+
+  it('a session from one server opens another with the same secret, not one with its own', async () => {
+    const databaseUrl = await createTestDatabase('secret');
+    const env = {
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl(),
+      REDIS_PREFIX: uniquePrefix('secret'),
+      API_KEYS: 'k-0123456789abcdef',
+      DASHBOARD_USERS: `${OPERATOR.user}:${OPERATOR.password}`,
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+    };
+    const secret = 'a-shared-session-secret-of-32-chars!!';
+    const start = async (extra: Record<string, string>) => {
+      const config = loadConfig(['database', 'server'], { ...env, ...extra });
+      const srv = await startServer({ config, logger: createLogger({ level: 'silent' }) });
+      servers.push(srv);
+      return srv.url;
+    };
+    const [one, two, own] = [
+      await start({ SESSION_SECRET: secret }),
+      await start({ SESSION_SECRET: secret }),
+      await start({}),
+    ];
+    const res = await fetch(`${one}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(OPERATOR),
+    });
+    const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+    expect((await fetch(`${two}/api/status`, { headers: { cookie } })).status).toBe(200);
+    expect((await fetch(`${own}/api/status`, { headers: { cookie } })).status).toBe(401);
+  });
+});
