@@ -121,10 +121,10 @@ async function main() {
   const config = loadConfig(['database', 'server', 'douyin'], {
     ...env,
     ...meterEnv,
-    API_KEYS: env.API_KEYS ?? apiKey,
+    API_KEYS: env.API_KEYS?.trim() || apiKey,
     DASHBOARD_USERS: dashboardUsers,
-    PORT: env.PORT ?? '3000',
-    HOST: env.HOST ?? '127.0.0.1',
+    PORT: env.PORT?.trim() || '3000',
+    HOST: env.HOST?.trim() || '127.0.0.1',
   });
   const server: RunningServer = await startServer({
     config,

@@ -2,6 +2,7 @@
 // parsed here, once, with zod. A process states which parts it needs; every missing
 // or invalid variable among them is reported in one message.
 import { z } from 'zod';
+import { parseErrorKinds } from './douyin/errors.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -24,11 +25,20 @@ export const configSchema = z.object({
   /** Refresh the shared client_token this many seconds before it expires. */
   DOUYIN_TOKEN_REFRESH_MARGIN_SEC: int(300, 0, 7_000),
   /** Extra error-code mapping, `code=kind` pairs separated by commas (see README). */
-  DOUYIN_ERROR_KINDS: optionalString,
+  DOUYIN_ERROR_KINDS: optionalString.superRefine((v, ctx) => {
+    try {
+      parseErrorKinds(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  }),
   /** The platform's call limit for the application, shared by every worker process. */
   DOUYIN_QPS: int(100, 1, 100_000),
 
-  REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/\S*$/, 'must be a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
   /** Prefix of every Redis key the meter writes (queues, token cache, limiter). */
   REDIS_PREFIX: z
     .string()
@@ -96,6 +106,11 @@ export class ConfigError extends Error {
 export function loadConfig(needs: ConfigNeed[] = [], env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = configSchema.safeParse(env);
   const problems: string[] = [];
+  // `KEY=   # note` in an env file is read by docker compose as the value "# note".
+  for (const name of Object.keys(configSchema.shape)) {
+    if (/^#\s/.test(env[name]?.trim() ?? ''))
+      problems.push(`${name}: looks like a comment, not a value (put comments on a line of their own)`);
+  }
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
   }

@@ -7,7 +7,7 @@ collectDefaultMetrics({ register: registry, prefix: 'um_process_' });
 
 export const eventsTotal = new Counter({
   name: 'um_events_total',
-  help: 'Usage events received, by result (accepted, duplicate, rejected) and source (sdk, http, import, ledger)',
+  help: 'Usage events, by result (accepted, duplicate, rejected at the edge; recorded, duplicate in the ledger) and source (sdk, http, import)',
   labelNames: ['result', 'source'] as const,
   registers: [registry],
 });

@@ -23,16 +23,37 @@ describe('configuration', () => {
   it('names every bad variable in one error', () => {
     const err = (() => {
       try {
-        loadConfig(['server'], { SESSION_SECRET: 'short', SIGNIN_MAX_FAILURES: '0', DOUYIN_QPS: 'many' });
+        loadConfig(['server'], {
+          SESSION_SECRET: 'short',
+          SIGNIN_MAX_FAILURES: '0',
+          DOUYIN_QPS: 'many',
+          REDIS_URL: 'localhost:6379',
+        });
       } catch (e) {
         return e;
       }
     })();
     expect(err).toBeInstanceOf(ConfigError);
     const problems = (err as ConfigError).problems.join('\n');
-    for (const v of ['SESSION_SECRET', 'SIGNIN_MAX_FAILURES', 'DOUYIN_QPS', 'API_KEYS', 'DASHBOARD_USERS'])
+    for (const v of [
+      'SESSION_SECRET',
+      'SIGNIN_MAX_FAILURES',
+      'DOUYIN_QPS',
+      'REDIS_URL',
+      'API_KEYS',
+      'DASHBOARD_USERS',
+    ])
       expect(problems).toContain(v);
     expect(problems).not.toContain('short'); // the value of a secret is not echoed
+  });
+
+  it('refuses a value that is a comment (what docker compose makes of `KEY=  # note`)', () => {
+    expect(() =>
+      loadConfig([], { SESSION_SECRET: '# signs operator sessions (>= 32 chars); same on every server' }),
+    ).toThrow(/SESSION_SECRET: looks like a comment/);
+    expect(loadConfig([], { DASHBOARD_USERS: 'ops:#not-a-comment' }).DASHBOARD_USERS).toBe(
+      'ops:#not-a-comment',
+    );
   });
 
   it('reads TRUST_PROXY as off, any proxy, or a list of proxies', () => {

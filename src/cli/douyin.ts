@@ -158,7 +158,20 @@ export async function runDouyinCommand(args: string[]): Promise<number> {
 /** The camelCase input of the command from its flags; integers must be written exactly. */
 function readInput(command: Command, args: string[]): Record<string, unknown> {
   const options = Object.fromEntries(Object.entries(command.flags).map(([k, f]) => [k, { type: f.type }]));
-  const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
+  const { values, tokens } = parseArgs({
+    args,
+    options,
+    strict: true,
+    allowPositionals: false,
+    tokens: true,
+  });
+  // parseArgs keeps the last of a repeated flag; for a charging tool that is a typo to refuse.
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} given more than once`);
+    seen.add(t.name);
+  }
   const input: Record<string, unknown> = {};
   for (const [flag, spec] of Object.entries(command.flags)) {
     const value = values[flag];

@@ -30,7 +30,7 @@ import {
   purchaseListDataSchema,
   purchaseListRequest,
 } from './schemas.js';
-import { TokenProvider } from './token.js';
+import { TokenProvider, type TokenStatus } from './token.js';
 import { CLIENT_TOKEN_PATH, type FetchedToken, fetchClientToken } from './token-endpoint.js';
 import { HttpTransport } from './transport.js';
 
@@ -177,6 +177,11 @@ export class DouyinMarketClient {
       }
       return { ...ok.result, purchaseInfoList: parsed.data.purchase_info_list };
     });
+  }
+
+  /** The shared token's state (never the token): for operators' health views. */
+  tokenStatus(): Promise<TokenStatus> {
+    return this.tokens.status();
   }
 
   /** Waits for a token refresh in flight, then closes the pool. */

@@ -21,6 +21,12 @@ export {
 export * from './errors.js';
 export { RateLimiter, type RateLimiterOptions, type Slot } from './rate-limiter.js';
 export * from './schemas.js';
-export { type CachedToken, parseCached, TokenProvider, type TokenProviderOptions } from './token.js';
+export {
+  type CachedToken,
+  parseCached,
+  TokenProvider,
+  type TokenProviderOptions,
+  type TokenStatus,
+} from './token.js';
 export { CLIENT_TOKEN_PATH, type FetchedToken, fetchClientToken } from './token-endpoint.js';
 export { HttpTransport, type TransportOptions, type TransportRequest, transportError } from './transport.js';

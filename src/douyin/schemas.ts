@@ -12,6 +12,8 @@ export const REQUEST_LIMITS = {
   int32Max: 2_147_483_647,
   /** purchase_time below this is seconds, not milliseconds (1e12 ms is 2001-09-09). */
   minMillisEpoch: 1_000_000_000_000,
+  /** ...and above this it is microseconds (1e14 ms is the year 5138). */
+  maxMillisEpoch: 100_000_000_000_000,
 } as const;
 
 // ---- request inputs (what callers pass) and wire bodies (what is sent)
@@ -101,7 +103,10 @@ const outTradeNo = z
 const integer = (name: string) =>
   z.number({ error: `${name} must be a number` }).int(`${name} must be an integer`);
 
-const nonNegative = (name: string) => integer(name).min(0, `${name} must be at least 0`);
+const nonNegative = (name: string) =>
+  integer(name)
+    .min(0, `${name} must be at least 0`)
+    .max(REQUEST_LIMITS.int32Max, `${name} must be at most ${REQUEST_LIMITS.int32Max} (int32)`);
 
 export const decrUserRemainTimesRequest: z.ZodType<DecrUserRemainTimesBody, DecrUserRemainTimesInput> = z
   .object({
@@ -130,10 +135,15 @@ export const insertPurchaseInfoRequest: z.ZodType<InsertPurchaseInfoBody, Insert
     serviceModeId: id('service_mode_id'),
     outTradeNo,
     periodType: nonNegative('period_type'),
-    purchaseTime: integer('purchase_time').min(
-      REQUEST_LIMITS.minMillisEpoch,
-      'purchase_time must be milliseconds since the epoch (this looks like seconds)',
-    ),
+    purchaseTime: integer('purchase_time')
+      .min(
+        REQUEST_LIMITS.minMillisEpoch,
+        'purchase_time must be milliseconds since the epoch (this looks like seconds)',
+      )
+      .max(
+        REQUEST_LIMITS.maxMillisEpoch,
+        'purchase_time must be milliseconds since the epoch (this looks like microseconds)',
+      ),
     duration: nonNegative('duration').optional(),
     usageTimes: nonNegative('usage_times').optional(),
   })

@@ -37,6 +37,17 @@ export interface TokenProviderOptions {
   logger?: Logger;
 }
 
+/** What operators see of the token (never the token itself). */
+export interface TokenStatus {
+  /** Whether a valid token is cached for the deployment. */
+  cached: boolean;
+  /** Epoch ms: when the cached token expires, and when it was fetched. */
+  expiresAt: number | null;
+  fetchedAt: number | null;
+  /** The latest failed fetch, kept a day (shown while no token was fetched after it). */
+  lastError: { at: number; kind: string; errorCode: number | null; description: string } | null;
+}
+
 /** The JSON stored in Redis (Redis TTL = expires_in). */
 export interface CachedToken {
   token: string;
@@ -106,6 +117,26 @@ export class TokenProvider {
     await this.o.redis.eval(INVALIDATE_TOKEN, 1, this.o.cacheKey, token);
   }
 
+  /** The token's state for the dashboard, shared by every process through Redis. */
+  async status(): Promise<TokenStatus> {
+    const [raw, rawError] = await this.o.redis.mget(this.o.cacheKey, this.errorKey());
+    const c = parseCached(raw);
+    let lastError: TokenStatus['lastError'] = null;
+    try {
+      lastError = rawError ? (JSON.parse(rawError) as TokenStatus['lastError']) : null;
+    } catch {}
+    return {
+      cached: c !== undefined,
+      expiresAt: c?.expiresAt ?? null,
+      fetchedAt: c?.fetchedAt ?? null,
+      lastError,
+    };
+  }
+
+  private errorKey(): string {
+    return `${this.o.cacheKey}:last-error`;
+  }
+
   /** The cached entry, if present and not expired. */
   async read(): Promise<CachedToken | undefined> {
     return parseCached(await this.o.redis.get(this.o.cacheKey));
@@ -169,7 +200,10 @@ export class TokenProvider {
       const c = await this.read();
       if (this.isFresh(c)) return c.token;
       const fetchedAt = Date.now();
-      const f = await this.o.fetchToken();
+      const f = await this.o.fetchToken().catch(async (err: unknown) => {
+        await this.recordError(err);
+        throw err;
+      });
       const value: CachedToken = { token: f.token, expiresAt: fetchedAt + f.expiresInSec * 1000, fetchedAt };
       // This process uses the new token at once, even before Redis confirms it.
       this.memo = { entry: value, until: Date.now() + (this.o.memoryTtlMs ?? 1_000) };
@@ -179,6 +213,17 @@ export class TokenProvider {
     } finally {
       await this.o.redis.eval(RELEASE_LOCK, 1, this.o.lockKey, owner).catch(() => {});
     }
+  }
+
+  private async recordError(err: unknown): Promise<void> {
+    const e = err instanceof DouyinError ? err : undefined;
+    const value = {
+      at: Date.now(),
+      kind: e?.kind ?? 'unknown',
+      errorCode: e?.errorCode ?? null,
+      description: (err as Error)?.message ?? String(err),
+    };
+    await this.o.redis.set(this.errorKey(), JSON.stringify(value), 'EX', 86_400).catch(() => {});
   }
 }
 

@@ -9,6 +9,7 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import { existingEventIds } from '../ledger/sql.js';
 import { eventsTotal } from '../metrics.js';
 import { createQueues, type EventSource, enqueueEvents, type MeterQueues } from '../queue/queues.js';
+import { withTimeout } from '../timeout.js';
 
 export interface IngestResult {
   index: number;
@@ -23,6 +24,11 @@ export interface IngestorOptions {
   prefix: string;
   /** With a database, events already in the ledger are reported as duplicates. */
   db?: PrismaClient;
+  /**
+   * Longest wait for that ledger lookup, ms; past it ingest() rejects having
+   * enqueued nothing (the caller may go on without the lookup). Default 1000.
+   */
+  lookupTimeoutMs?: number;
 }
 
 export class Ingestor {
@@ -50,7 +56,14 @@ export class Ingestor {
         valid.push({ index, event: v.event });
       }
     });
-    const inLedger = this.o.db ? await existingEventIds(this.o.db, [...seen]) : new Set<string>();
+    // A hung PostgreSQL must not hold ingestion up: producers need only Redis.
+    const inLedger = this.o.db
+      ? await withTimeout(
+          existingEventIds(this.o.db, [...seen]),
+          this.o.lookupTimeoutMs ?? 1_000,
+          'the ledger lookup',
+        )
+      : new Set<string>();
     const accepted: UsageEvent[] = [];
     for (const { index, event } of valid) {
       if (inLedger.has(event.eventId))

@@ -1,8 +1,10 @@
 // The meter's state at a glance: `npm run cli -- status`, /api/status, /metrics.
+
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { eventsByStatus, oldestPendingEventAgeSec } from '../ledger/sql.js';
-import { createQueues } from '../queue/queues.js';
+import { createQueues, type EventsJobData, oldestEventsJobAgeSec } from '../queue/queues.js';
 
 export interface MeterStatus {
   events: Record<string, number>;
@@ -22,7 +24,7 @@ export async function getMeterStatus(deps: {
     const [events, batches, oldest, ev, ch] = await Promise.all([
       eventsByStatus(db),
       db.chargeBatch.groupBy({ by: ['status'], _count: { _all: true } }),
-      oldestPendingEventAgeSec(db),
+      oldestUnchargedEventAgeSec(db, queues.events, deps.redis),
       queues.events.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
       queues.charge.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
     ]);
@@ -35,4 +37,20 @@ export async function getMeterStatus(deps: {
   } finally {
     await queues.close();
   }
+}
+
+/**
+ * Age in seconds of the oldest event not yet in a batch, wherever it waits: in the
+ * ledger's pending queue, or still in Redis (no worker has written it yet, e.g. while
+ * every worker is down). Null when none.
+ */
+export async function oldestUnchargedEventAgeSec(
+  db: PrismaClient,
+  events: Queue<EventsJobData>,
+  redis: Redis,
+): Promise<number | null> {
+  const ages = (
+    await Promise.all([oldestPendingEventAgeSec(db), oldestEventsJobAgeSec(events, redis)])
+  ).filter((a): a is number => a !== null);
+  return ages.length > 0 ? Math.max(...ages) : null;
 }

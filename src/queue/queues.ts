@@ -6,6 +6,7 @@
 //   key's batch from whatever is pending when it runs (so the batch keeps filling
 //   while the job waits for the rate limiter) and makes the Douyin call.
 import { type ConnectionOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { UsageEvent } from '../events/schema.js';
 
 export const EVENTS_QUEUE = 'events';
@@ -64,6 +65,21 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Met
       await Promise.all([events.close(), charge.close()]);
     },
   };
+}
+
+/**
+ * Age in seconds of the oldest `events` job no worker has written to the ledger
+ * yet, null when there is none. Reads job ids and one field each, not the events.
+ */
+export async function oldestEventsJobAgeSec(
+  events: Queue<EventsJobData>,
+  redis: Redis,
+): Promise<number | null> {
+  const ids = await events.getRanges(['waiting', 'prioritized', 'active', 'delayed'], 0, 0, true);
+  if (ids.length === 0) return null;
+  const stamps = await Promise.all(ids.map((id) => redis.hget(events.toKey(id), 'timestamp')));
+  const oldest = Math.min(...stamps.filter((t): t is string => t !== null).map(Number));
+  return Number.isFinite(oldest) ? Math.max(0, (Date.now() - oldest) / 1000) : null;
 }
 
 /** Enqueues validated events in jobs of EVENTS_PER_JOB; resolves once Redis has them. */

@@ -62,6 +62,7 @@ export function registerActionRoutes(api: FastifyInstance, d: ActionDeps): void 
 
   api.get('/purchases', async (req) => {
     const q = parseOr400(purchaseListQuery, req.query, 'query');
+    req.log.info({ actor: actorOf(req), action: 'purchase.list', target: q.openId }, 'operator read');
     try {
       return await douyinRequired(d.douyin).getUserServicePurchaseList(q, {
         signal: AbortSignal.timeout(douyinCallTimeoutMs),

@@ -1,9 +1,12 @@
 // The dashboard's read-only operator API: status, batches, time series, Douyin health.
+
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import type { TokenStatus } from '../douyin/token.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { getMeterStatus, type MeterStatus } from '../metering/status.js';
 import { TtlCache } from './cache.js';
+import type { OperatorDouyinApi } from './douyin-api.js';
 import { HttpError, parseOr400 } from './errors.js';
 import { batchListQuery, douyinHealthQuery, idPath, timeseriesQuery } from './params.js';
 import {
@@ -21,6 +24,8 @@ export interface ReadDeps {
   db: PrismaClient;
   redis: Redis;
   prefix: string;
+  /** For the token's state in the health view. */
+  douyin?: OperatorDouyinApi;
 }
 
 /** Events shown with a batch (the total is given too). */
@@ -30,6 +35,8 @@ export interface DouyinHealth extends CallStats {
   windowSec: number;
   errorRate: number | null;
   lastErrors: RecentCallError[];
+  /** The shared access token; null without a Douyin client or while Redis does not answer. */
+  token: TokenStatus | null;
 }
 
 export function registerReadRoutes(api: FastifyInstance, d: ReadDeps): void {
@@ -105,15 +112,17 @@ export function registerReadRoutes(api: FastifyInstance, d: ReadDeps): void {
   api.get('/douyin-health', async (req) => {
     const { windowSec } = parseOr400(douyinHealthQuery, req.query, 'query');
     return healthCache.get(String(windowSec), async () => {
-      const [stats, lastErrors] = await Promise.all([
+      const [stats, lastErrors, token] = await Promise.all([
         callStats(db, windowSec),
         recentCallErrors(db, windowSec, 10),
+        d.douyin?.tokenStatus?.().catch(() => null) ?? null,
       ]);
       return {
         windowSec,
         ...stats,
         errorRate: stats.attempts > 0 ? stats.errors / stats.attempts : null,
         lastErrors,
+        token,
       };
     });
   });

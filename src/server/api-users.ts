@@ -22,6 +22,8 @@ export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
   api.get('/users/:openId', async (req) => {
     const { openId } = parseOr400(openIdPath, req.params, 'openId');
     const { serviceId: extraServiceId } = parseOr400(userQuery, req.query, 'query');
+    // A read, but of one user's data and a Douyin call on their behalf: who looked is logged.
+    req.log.info({ actor: req.operator, action: 'user.lookup', target: openId }, 'operator read');
     const keys = await db.meterKey.findMany({ where: { openId }, orderBy: { id: 'asc' } });
     const keyIds = keys.map((k) => k.id);
     const [eventGroups, batches, charged] = await Promise.all([

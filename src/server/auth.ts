@@ -85,6 +85,11 @@ export class Operators {
     const ok = safeEqual(password, expected ?? this.dummy);
     return ok && expected !== undefined ? user : undefined;
   }
+
+  /** Whether the account exists (a session of a removed account is refused). */
+  has(user: string): boolean {
+    return this.users.has(user);
+  }
 }
 
 export interface SessionOptions {

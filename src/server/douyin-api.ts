@@ -2,6 +2,7 @@
 // and how their failures are shown: a Douyin problem is a 502 naming the kind,
 // code and logid, never a bare 500.
 import { DouyinError, DouyinRequestError } from '../douyin/errors.js';
+import type { TokenStatus } from '../douyin/token.js';
 import { HttpError } from './errors.js';
 
 export interface PurchaseKeyInput {
@@ -28,6 +29,8 @@ export interface OperatorDouyinApi {
   ): Promise<{ purchaseInfoList: object[] }>;
   insertPurchaseInfo(input: InsertPurchaseInput, opts?: CallOpts): Promise<object>;
   deletePurchaseInfo(input: PurchaseKeyInput, opts?: CallOpts): Promise<object>;
+  /** The shared token's state, for the health view (optional). */
+  tokenStatus?(): Promise<TokenStatus>;
 }
 
 export interface DouyinFailure {

@@ -3,12 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { pendingMigrations } from '../db/migrate.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
-import { oldestPendingEventAgeSec } from '../ledger/sql.js';
 import type { Logger } from '../logger.js';
+import { oldestUnchargedEventAgeSec } from '../metering/status.js';
 import { oldestPendingEventAge, queueDepth, registry } from '../metrics.js';
 import type { MeterQueues } from '../queue/queues.js';
+import { withTimeout } from '../timeout.js';
 import { selectOne } from './sql.js';
-import { withTimeout } from './timeout.js';
 
 export interface HealthDeps {
   db: PrismaClient;
@@ -43,6 +43,10 @@ export function registerHealthRoutes(app: FastifyInstance, d: HealthDeps): void 
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
+  // Once this process's migrations are applied they stay applied: later probes skip
+  // the check (it opens a connection of its own, and /readyz needs no credentials).
+  let migrated = false;
+
   app.get('/readyz', async (_req, reply) => {
     const [redis, postgres, migrations] = await Promise.all([
       check('redis PING', async () => {
@@ -51,8 +55,10 @@ export function registerHealthRoutes(app: FastifyInstance, d: HealthDeps): void 
       }),
       check('postgresql select 1', () => selectOne(d.db)),
       check('migrations check', async () => {
+        if (migrated) return;
         const pending = await pendingMigrations(d.databaseUrl, d.migrationsDir);
         if (pending.length > 0) throw new Error(`pending migrations: ${pending.join(', ')}`);
+        migrated = true;
       }),
     ]);
     const checks = { redis, postgres, migrations };
@@ -75,9 +81,11 @@ export function registerHealthRoutes(app: FastifyInstance, d: HealthDeps): void 
           },
         ),
       ),
-      withTimeout(oldestPendingEventAgeSec(d.db), timeoutMs, 'oldest pending event').then((age) =>
-        oldestPendingEventAge.set(age ?? 0),
-      ),
+      withTimeout(
+        oldestUnchargedEventAgeSec(d.db, d.queues.events, d.redis),
+        timeoutMs,
+        'oldest pending event',
+      ).then((age) => oldestPendingEventAge.set(age ?? 0)),
     ]).catch((err: Error) => {
       // The rest of the metrics are still worth answering with; the gauges keep their last value.
       d.logger.warn({ err: err.message }, 'metrics: could not refresh the queue/ledger gauges');

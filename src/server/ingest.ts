@@ -4,9 +4,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Ingestor, IngestResult } from '../ingest/ingestor.js';
 import type { Logger } from '../logger.js';
+import { withTimeout } from '../timeout.js';
 import type { ApiKeys } from './auth.js';
 import { HttpError } from './errors.js';
-import { withTimeout } from './timeout.js';
 
 /** Most events in one request. */
 export const MAX_EVENTS_PER_REQUEST = 1_000;

@@ -37,7 +37,7 @@ export interface SessionDeps {
  */
 export async function operatorOf(req: FastifyRequest, d: SessionDeps): Promise<string | undefined> {
   const fromCookie = d.sessions.verify(parseCookies(req.headers.cookie)[SESSION_COOKIE]);
-  if (fromCookie) return fromCookie;
+  if (fromCookie && d.operators.has(fromCookie)) return fromCookie;
   const basic = parseBasic(req.headers.authorization);
   return basic ? checkPassword(req, d, basic.user, basic.password) : undefined;
 }

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { createPrisma } from '../db/prisma.js';
 import type { Logger } from '../logger.js';
-import { douyinCallDuration } from '../metrics.js';
+import { douyinCallDuration, rateLimitWait } from '../metrics.js';
 import { buildServer } from './app.js';
 import { parseApiKeys, parseDashboardUsers } from './auth.js';
 import type { OperatorDouyinApi } from './douyin-api.js';
@@ -41,9 +41,15 @@ export async function startServer({
   const db = createPrisma(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
   let douyin = givenDouyin;
   if (!douyin && config.DOUYIN_CLIENT_KEY && config.DOUYIN_CLIENT_SECRET) {
-    const { createDouyinClientFromConfig } = await import('../douyin/index.js');
+    const { createDouyinClientFromConfig, douyinRateLimiter } = await import('../douyin/index.js');
+    const limiter = douyinRateLimiter(config, redis);
     douyin = createDouyinClientFromConfig(config, redis, {
       logger,
+      // The shared limiter, as by default, with its waits in this server's metrics.
+      beforeSend: async (signal) => {
+        const slot = await limiter.acquire(signal);
+        rateLimitWait.observe(slot.waitedMs / 1000);
+      },
       onCall: (e) =>
         douyinCallDuration.observe(
           { method: e.method, outcome: e.outcome, kind: e.kind ?? 'none' },

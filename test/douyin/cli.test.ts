@@ -18,10 +18,13 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+function cli(args: string[], env: Record<string, string | undefined> = {}, viaNpm = false): Promise<Run> {
   const base: Record<string, string | undefined> = { ...process.env };
   for (const k of Object.keys(base)) if (/^(DOUYIN_|REDIS_|DATABASE_)/.test(k)) delete base[k];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'douyin', ...args], {
+  const [cmd, argv] = viaNpm
+    ? ['npm', ['run', '-s', 'cli', '--', 'douyin', ...args]]
+    : [process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'douyin', ...args]];
+  const child = spawn(cmd, argv, {
     cwd: ROOT,
     env: {
       ...base,
@@ -89,6 +92,7 @@ describe('cli douyin', () => {
       ['missing open-id', decrArgs({ '--open-id': '' })],
       ['65-char out-trade-no', decrArgs({ '--out-trade-no': 'x'.repeat(65) })],
       ['unknown flag', [...decrArgs(), '--bogus', '1']],
+      ['count given twice', [...decrArgs(), '--count', '2147483647']],
       [
         'purchase time in seconds',
         [
@@ -118,19 +122,24 @@ describe('cli douyin', () => {
     });
     expect(runs[6]!.stderr).toMatch(/--open-id/);
     expect(runs[7]!.stderr).toMatch(/out_trade_no/);
+    expect(runs[9]!.stderr).toMatch(/--count given more than once/);
     expect(fake.requests).toHaveLength(0);
   });
 
-  it('missing configuration exits 2 with the ConfigError message, nothing sent', async () => {
-    const r = await cli(['decr', ...decrArgs()], { DOUYIN_CLIENT_SECRET: undefined });
+  it('missing or invalid configuration exits 2 with the ConfigError message, nothing sent', async () => {
+    const r = await cli(['decr', ...decrArgs()], {
+      DOUYIN_CLIENT_SECRET: undefined,
+      DOUYIN_ERROR_KINDS: 'bogus',
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/DOUYIN_CLIENT_SECRET: required/);
+    expect(r.stderr).toMatch(/DOUYIN_ERROR_KINDS: /);
     expect(fake.requests).toHaveLength(0);
   });
 
-  it('success prints the result JSON and exits 0', async () => {
+  it('success prints the result JSON and exits 0 (run as `npm run -s cli -- douyin …`)', async () => {
     fake.handler = () => ({ json: envelope(0, {}, { logid: 'LOG-CLI-OK' }) });
-    const r = await cli(['decr', ...decrArgs(), '--test-env']);
+    const r = await cli(['decr', ...decrArgs(), '--test-env'], {}, true);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({
       logid: 'LOG-CLI-OK',

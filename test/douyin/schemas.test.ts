@@ -108,12 +108,19 @@ describe('request schemas', () => {
     );
   });
 
-  it('insert: purchase_time in ms (seconds rejected), period_type/duration/usage_times integers >= 0', () => {
+  it('insert: purchase_time in ms (seconds and microseconds rejected), period_type/duration/usage_times int32 >= 0', () => {
     expect(rejects(insertPurchaseInfoRequest, { ...insert, purchaseTime: 1_700_000_000 })).toMatch(
       /milliseconds/,
     );
     expect(rejects(insertPurchaseInfoRequest, { ...insert, purchaseTime: 1.7e12 + 0.5 })).toMatch(
       /purchase_time/,
+    );
+    expect(rejects(insertPurchaseInfoRequest, { ...insert, purchaseTime: 1_700_000_000_000_000 })).toMatch(
+      /microseconds/,
+    );
+    expect(rejects(insertPurchaseInfoRequest, { ...insert, periodType: 2_147_483_648 })).toMatch(/int32/);
+    expect(rejects(insertPurchaseInfoRequest, { ...insert, usageTimes: 2_147_483_648 })).toMatch(
+      /usage_times/,
     );
     expect(rejects(insertPurchaseInfoRequest, { ...insert, periodType: -1 })).toMatch(/period_type/);
     expect(rejects(insertPurchaseInfoRequest, { ...insert, periodType: 1.5 })).toMatch(/period_type/);

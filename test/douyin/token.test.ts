@@ -220,4 +220,28 @@ describe('TokenProvider with a real Redis', () => {
     fake.tokenHandler = () => ({ json: { data: { error_code: 0 } } });
     await expect(newProcess().tokens.getToken()).rejects.toMatchObject({ kind: 'transient' });
   });
+
+  it('status: what operators see of the token, a failed refresh included, and never the token', async () => {
+    const p = newProcess();
+    expect(await p.tokenStatus()).toEqual({
+      cached: false,
+      expiresAt: null,
+      fetchedAt: null,
+      lastError: null,
+    });
+
+    fake.tokenHandler = () => ({ json: { data: { error_code: 10013, description: 'secret wrong' } } });
+    await expect(p.tokens.getToken()).rejects.toMatchObject({ kind: 'auth' });
+    const failed = await newProcess().tokenStatus(); // another process sees it too (Redis)
+    expect(failed).toMatchObject({ cached: false, lastError: { kind: 'auth', errorCode: 10013 } });
+    expect(failed.lastError!.description).toMatch(/secret wrong/);
+
+    fake.reset(); // the default token handler again
+    const token = await p.tokens.getToken();
+    const ok = await p.tokenStatus();
+    expect(ok.cached).toBe(true);
+    expect(ok.fetchedAt!).toBeGreaterThan(failed.lastError!.at - 1);
+    expect(ok.expiresAt! - ok.fetchedAt!).toBe(7_200_000);
+    expect(JSON.stringify(ok)).not.toContain(token);
+  });
 });

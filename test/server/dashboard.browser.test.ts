@@ -159,6 +159,9 @@ describe('dashboard in chromium', () => {
       );
       expect(await page.getByTestId('chart-svg').locator('polyline').count()).toBe(2);
       await expect.poll(() => numberOf(page, 'health-attempts')).toBeGreaterThan(0);
+      await expect
+        .poll(() => page.getByTestId('token-status').textContent())
+        .toMatch(/^Token: cached, expires in \d+ (min|h)/);
     } finally {
       clearInterval(stream);
     }

@@ -65,7 +65,7 @@ describe('SESSION_SECRET', () => {
     for (const srv of servers) await srv.close();
   });
 
-  it('a session from one server opens another with the same secret, not one with its own', async () => {
+  it('a session from one server opens another with the same secret, not one with its own, nor once its account is gone', async () => {
     const databaseUrl = await createTestDatabase('secret');
     const env = {
       DATABASE_URL: databaseUrl,
@@ -83,10 +83,12 @@ describe('SESSION_SECRET', () => {
       servers.push(srv);
       return srv.url;
     };
-    const [one, two, own] = [
+    const [one, two, own, withoutOps] = [
       await start({ SESSION_SECRET: secret }),
       await start({ SESSION_SECRET: secret }),
       await start({}),
+      // The same secret, but the operator's account was removed since.
+      await start({ SESSION_SECRET: secret, DASHBOARD_USERS: 'someone-else:a-password' }),
     ];
     const res = await fetch(`${one}/api/session`, {
       method: 'POST',
@@ -96,5 +98,6 @@ describe('SESSION_SECRET', () => {
     const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
     expect((await fetch(`${two}/api/status`, { headers: { cookie } })).status).toBe(200);
     expect((await fetch(`${own}/api/status`, { headers: { cookie } })).status).toBe(401);
+    expect((await fetch(`${withoutOps}/api/status`, { headers: { cookie } })).status).toBe(401);
   });
 });

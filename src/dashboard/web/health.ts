@@ -1,7 +1,35 @@
 // Douyin call health over the last five minutes: error rate, latency, the newest
-// failures with their logids (what Douyin support asks for).
-import { describeError, fill, fmtMs, fmtNum, fmtPct, fmtTime, h } from './dom.js';
+// failures with their logids (what Douyin support asks for), and the shared token.
+import { describeError, fill, fmtAge, fmtMs, fmtNum, fmtPct, fmtTime, h } from './dom.js';
 import type { DouyinHealth } from './types.js';
+
+/** One line on the access token: cached or not, how long it has left, a failed refresh. */
+function tokenLine(t: DouyinHealth['token']): HTMLElement {
+  if (!t)
+    return h(
+      'p',
+      { class: 'small muted', 'data-testid': 'token-status' },
+      'Token: unknown (no Douyin client).',
+    );
+  const now = Date.now();
+  const failedSince =
+    t.lastError && (t.fetchedAt === null || t.lastError.at > t.fetchedAt) ? t.lastError : null;
+  const state = t.cached
+    ? `Token: cached, expires in ${fmtAge((t.expiresAt! - now) / 1000)}${
+        t.fetchedAt ? `, fetched ${fmtAge((now - t.fetchedAt) / 1000)} ago` : ''
+      }.`
+    : 'Token: none cached (the next call fetches one).';
+  return h(
+    'p',
+    { class: failedSince ? 'small bad-text' : 'small', 'data-testid': 'token-status' },
+    state,
+    failedSince
+      ? ` Last refresh failed ${fmtTime(new Date(failedSince.at).toISOString())}: ${failedSince.kind}${
+          failedSince.errorCode === null ? '' : ` ${failedSince.errorCode}`
+        }, ${failedSince.description}`
+      : '',
+  );
+}
 
 export function renderHealth(el: HTMLElement, d: DouyinHealth): void {
   const rateClass =
@@ -37,6 +65,7 @@ export function renderHealth(el: HTMLElement, d: DouyinHealth): void {
         h('b', { 'data-testid': 'health-p95' }, fmtMs(d.p95Ms)),
       ),
     ),
+    tokenLine(d.token),
     kinds.length > 0
       ? h('p', { class: 'small' }, 'Errors by kind: ', kinds.map(([k, n]) => `${k} ${fmtNum(n)}`).join(' · '))
       : h('p', { class: 'small muted' }, 'No failed calls.'),

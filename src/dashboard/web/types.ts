@@ -1,4 +1,6 @@
 // Shapes of the operator API's answers (type-only imports: nothing of the server is bundled).
+
+import type { TokenStatus } from '../../douyin/token.js';
 import type { MeterStatus } from '../../metering/status.js';
 import type { DouyinFailure } from '../../server/douyin-api.js';
 import type { CallStats, MinutePoint, RecentCallError } from '../../server/sql.js';
@@ -53,6 +55,7 @@ export interface DouyinHealth extends CallStats {
   windowSec: number;
   errorRate: number | null;
   lastErrors: RecentCallError[];
+  token: TokenStatus | null;
 }
 
 export interface Purchase {
