@@ -1,13 +1,14 @@
 // GET /api/users/:openId: everything about one user on one page: batching keys,
 // events by status, recent batches, charged totals per service mode, and the
-// remaining times Douyin reports right now.
+// remaining times Douyin reports right now. GET /api/users/:openId/events: the
+// user's events themselves, newest first, a page at a time.
 import type { FastifyInstance } from 'fastify';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { douyinCallTimeoutMs, douyinFailure, type OperatorDouyinApi } from './douyin-api.js';
 import { parseOr400 } from './errors.js';
-import { openIdPath, userQuery } from './params.js';
+import { openIdPath, userEventsQuery, userQuery } from './params.js';
 import { latestLogids } from './sql.js';
-import { batchView, keyView } from './views.js';
+import { batchView, eventView, keyView } from './views.js';
 
 export interface UserDeps {
   db: PrismaClient;
@@ -18,6 +19,7 @@ export const USER_RECENT_BATCHES = 20;
 
 export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
   const { db } = d;
+  registerUserEventsRoute(api, db);
 
   api.get('/users/:openId', async (req) => {
     const { openId } = parseOr400(openIdPath, req.params, 'openId');
@@ -72,6 +74,34 @@ export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
         uses: chargedByKey.get(k.id)?._sum.count ?? 0,
       })),
       remaining,
+    };
+  });
+}
+
+/** The user's events across their keys, newest first (index usage_event(key_id, seq)). */
+function registerUserEventsRoute(api: FastifyInstance, db: PrismaClient): void {
+  api.get('/users/:openId/events', async (req) => {
+    const { openId } = parseOr400(openIdPath, req.params, 'openId');
+    const q = parseOr400(userEventsQuery, req.query, 'query');
+    const keys = await db.meterKey.findMany({ where: { openId } });
+    const byId = new Map(keys.map((k) => [k.id, k]));
+    const rows = await db.usageEvent.findMany({
+      where: {
+        keyId: { in: keys.map((k) => k.id) },
+        status: q.status,
+        seq: q.cursor === undefined ? undefined : { lt: q.cursor },
+      },
+      orderBy: { seq: 'desc' },
+      take: q.limit + 1,
+    });
+    const page = rows.slice(0, q.limit);
+    return {
+      items: page.map((e) => ({
+        ...eventView(e),
+        key: keyView(byId.get(e.keyId)!),
+        batchId: e.batchId?.toString() ?? null,
+      })),
+      nextCursor: rows.length > q.limit ? String(page.at(-1)!.seq) : null,
     };
   });
 }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 
 export const BATCH_STATUSES = ['open', 'charged', 'partial', 'insufficient', 'dead'] as const;
+export const EVENT_STATUSES = ['pending', 'batched', 'charged', 'overage', 'insufficient', 'dead'] as const;
 
 /** An id of ours (BIGINT) as a decimal string. */
 export const idParam = z
@@ -74,3 +75,10 @@ export const insertPurchaseBody = z.strictObject({
 export const deletePurchaseBody = z.strictObject(purchaseKey);
 
 export const emptyBody = z.union([z.undefined(), z.null(), z.strictObject({})]);
+
+export const userEventsQuery = z.strictObject({
+  status: z.enum(EVENT_STATUSES).optional(),
+  /** The nextCursor of the previous page: older events (smaller seq) follow. */
+  cursor: idParam.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});

@@ -43,7 +43,7 @@ describe('worker metrics', () => {
           expect(res.status).toBe(200);
           return await res.text();
         } catch (err) {
-          if (i > 100) throw err; // the worker is still starting
+          if (i > 300) throw err; // the worker is still starting (30 s at most)
           await new Promise((r) => setTimeout(r, 100));
         }
       }

@@ -245,6 +245,32 @@ describe('reads', () => {
     expect(nobody).toMatchObject({ keys: [], events: {}, recentBatches: [], remaining: [] });
   });
 
+  it('GET /api/users/:openId/events: the events of the user, newest first, in keyset pages, by status', async () => {
+    const first = (await json(await s.api('/api/users/alice/events?limit=2'))).body;
+    expect(first.items.map((e: { count: number; status: string }) => [e.count, e.status])).toEqual([
+      [4, 'dead'],
+      [2, 'charged'],
+    ]);
+    expect(first.items[0]).toMatchObject({
+      key: { openId: 'alice', serviceModeId: 'm1' },
+      batchId: String(ids.d1),
+    });
+    expect(first.nextCursor).toBe(first.items[1].seq);
+    const second = (await json(await s.api(`/api/users/alice/events?limit=2&cursor=${first.nextCursor}`)))
+      .body;
+    expect(second.items.map((e: { count: number }) => e.count)).toEqual([1]);
+    expect(second.nextCursor).toBeNull();
+    const dead = (await json(await s.api('/api/users/alice/events?status=dead'))).body;
+    expect(dead.items.map((e: { eventId: string }) => e.eventId)).toEqual([first.items[0].eventId]);
+    expect((await json(await s.api('/api/users/nobody/events'))).body).toEqual({
+      items: [],
+      nextCursor: null,
+    });
+    const bad = await json(await s.api('/api/users/alice/events?status=lost'));
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/status/);
+  });
+
   it('rejects bad input with clear 400s', async () => {
     const cases: [string, RegExp][] = [
       ['/api/batches?status=lost', /status/],

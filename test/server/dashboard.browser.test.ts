@@ -216,6 +216,9 @@ describe('dashboard in chromium', () => {
     await page.getByTestId('user-submit').click();
     await expect.poll(() => page.getByTestId('remaining-times').first().textContent()).toBe('99,993');
     expect(await page.getByTestId('user-charged-uses').first().textContent()).toBe('7');
+    await expect.poll(() => page.getByTestId('user-event-row').count()).toBe(1);
+    expect(await page.getByTestId('user-event-row').textContent()).toContain(doomed.eventId);
+    expect(await page.getByTestId('user-events-more').isVisible()).toBe(false);
     await page.screenshot({ path: join(shots, 'dashboard-after-replay.png'), fullPage: true });
 
     // 375 px: nothing wider than the screen.

@@ -77,6 +77,16 @@ export interface UserResponse {
   remaining: ({ serviceId: string; purchases: Purchase[] } | { serviceId: string; error: DouyinFailure })[];
 }
 
+export interface UserEventView extends EventView {
+  key: KeyView;
+  batchId: string | null;
+}
+
+export interface UserEventsPage {
+  items: UserEventView[];
+  nextCursor: string | null;
+}
+
 export interface ReplayResult {
   replayed: string[];
   skipped: { id: string; reason: string }[];

@@ -1,8 +1,9 @@
 // One user: events by status, charged totals per service mode, what Douyin says
-// remains right now (or why it could not say), and their recent batches.
+// remains right now (or why it could not say), their recent batches and events.
 import { renderBatches } from './batches.js';
 import { fill, fmtNum, fmtTime, h } from './dom.js';
 import type { Purchase, UserResponse } from './types.js';
+import { renderUserEvents } from './user-events.js';
 
 const num = (v: unknown) => (typeof v === 'number' ? fmtNum(v) : '–');
 
@@ -37,6 +38,8 @@ export function renderUser(el: HTMLElement, u: UserResponse, onSelectBatch: (id:
   const events = Object.entries(u.events);
   const batchesEl = h('div', { class: 'table-wrap' });
   renderBatches(batchesEl, u.recentBatches, onSelectBatch);
+  const eventsEl = h('div', {});
+  renderUserEvents(eventsEl, u.openId, onSelectBatch);
   fill(
     el,
     h('h3', {}, u.openId),
@@ -140,5 +143,7 @@ export function renderUser(el: HTMLElement, u: UserResponse, onSelectBatch: (id:
     ),
     h('h4', {}, 'Recent batches'),
     batchesEl,
+    h('h4', {}, 'Events'),
+    eventsEl,
   );
 }
