@@ -1,6 +1,7 @@
 // All configuration comes from the environment (plus an optional .env file) and is
 // parsed here, once, with zod. A process states which parts it needs; every missing
 // or invalid variable among them is reported in one message.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseErrorKinds } from './douyin/errors.js';
 
@@ -76,12 +77,28 @@ export const configSchema = z.object({
   SIGNIN_WINDOW_SEC: int(900, 1, 86_400),
   /**
    * Which proxies' X-Forwarded-For to believe for the client address (the sign-in
-   * throttle counts per address): `true` (any), or the proxies' addresses/CIDRs
-   * separated by commas. Default: none.
+   * throttle counts per address): a hop count (`1`: the one proxy in front), or the
+   * proxies' addresses/CIDRs separated by commas. `true` (believe anyone) is refused:
+   * a client could then name a fresh address for every guess. Default: none.
    */
-  TRUST_PROXY: optionalString.transform((v) =>
-    v === undefined || v === 'false' ? false : v === 'true' ? true : v,
-  ),
+  TRUST_PROXY: optionalString.transform((v, ctx): false | number | string[] => {
+    if (v === undefined || v.toLowerCase() === 'false' || v === '0') return false;
+    if (/^\d+$/.test(v)) return Number(v);
+    if (v.toLowerCase() === 'true') {
+      ctx.addIssue({
+        code: 'custom',
+        message: "true would believe any client; give a hop count or the proxies' addresses",
+      });
+      return z.NEVER;
+    }
+    const entries = v.split(',').map((e) => e.trim());
+    const bad = entries.filter((e) => !isProxyAddress(e));
+    if (bad.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `not an IP address or CIDR: ${bad.join(', ')}` });
+      return z.NEVER;
+    }
+    return entries;
+  }),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -144,4 +161,13 @@ export async function configOrExit(needs: ConfigNeed[] = []): Promise<Config> {
     }
     throw err;
   }
+}
+
+/** An IP address or CIDR (what proxy-addr, behind fastify's trustProxy, accepts). */
+function isProxyAddress(entry: string): boolean {
+  const [address = '', bits, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
 }

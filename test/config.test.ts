@@ -56,10 +56,17 @@ describe('configuration', () => {
     );
   });
 
-  it('reads TRUST_PROXY as off, any proxy, or a list of proxies', () => {
+  it('reads TRUST_PROXY as off, a hop count or a list of proxies; refuses true and non-addresses', () => {
+    const trust = (v: string) => loadConfig([], { TRUST_PROXY: v }).TRUST_PROXY;
     expect(loadConfig([], {}).TRUST_PROXY).toBe(false);
-    expect(loadConfig([], { TRUST_PROXY: 'false' }).TRUST_PROXY).toBe(false);
-    expect(loadConfig([], { TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(true);
-    expect(loadConfig([], { TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }).TRUST_PROXY).toBe('10.0.0.0/8,127.0.0.1');
+    expect(trust('false')).toBe(false);
+    expect(trust('FALSE')).toBe(false);
+    expect(trust('0')).toBe(false);
+    expect(trust('1')).toBe(1);
+    expect(trust('10.0.0.0/8, 127.0.0.1,::1')).toEqual(['10.0.0.0/8', '127.0.0.1', '::1']);
+    expect(() => trust('true')).toThrow(/TRUST_PROXY: true would believe any client/);
+    expect(() => trust('10.0.0.0/33,proxy.local')).toThrow(
+      /not an IP address or CIDR: 10.0.0.0\/33, proxy.local/,
+    );
   });
 });

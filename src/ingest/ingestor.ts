@@ -26,7 +26,8 @@ export interface IngestorOptions {
   db?: PrismaClient;
   /**
    * Longest wait for that ledger lookup, ms; past it ingest() rejects having
-   * enqueued nothing (the caller may go on without the lookup). Default 1000.
+   * enqueued nothing (the caller may go on without the lookup, as the HTTP server
+   * does). Default: no limit (an import waits for the ledger).
    */
   lookupTimeoutMs?: number;
 }
@@ -56,14 +57,11 @@ export class Ingestor {
         valid.push({ index, event: v.event });
       }
     });
-    // A hung PostgreSQL must not hold ingestion up: producers need only Redis.
-    const inLedger = this.o.db
-      ? await withTimeout(
-          existingEventIds(this.o.db, [...seen]),
-          this.o.lookupTimeoutMs ?? 1_000,
-          'the ledger lookup',
-        )
-      : new Set<string>();
+    const lookup = this.o.db ? existingEventIds(this.o.db, [...seen]) : Promise.resolve(new Set<string>());
+    const inLedger =
+      this.o.db && this.o.lookupTimeoutMs !== undefined
+        ? await withTimeout(lookup, this.o.lookupTimeoutMs, 'the ledger lookup')
+        : await lookup;
     const accepted: UsageEvent[] = [];
     for (const { index, event } of valid) {
       if (inLedger.has(event.eventId))

@@ -78,22 +78,35 @@ export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
   });
 }
 
-/** The user's events across their keys, newest first (index usage_event(key_id, seq)). */
+/**
+ * The user's events across their keys, newest first. One query per key, each an
+ * index range scan of usage_event(key_id, seq), merged here: a single `key_id IN
+ * (...) ORDER BY seq` would read and sort all of the user's events for every page.
+ */
 function registerUserEventsRoute(api: FastifyInstance, db: PrismaClient): void {
   api.get('/users/:openId/events', async (req) => {
     const { openId } = parseOr400(openIdPath, req.params, 'openId');
     const q = parseOr400(userEventsQuery, req.query, 'query');
+    req.log.info({ actor: req.operator, action: 'user.events', target: openId }, 'operator read');
     const keys = await db.meterKey.findMany({ where: { openId } });
+    const perKey = await Promise.all(
+      keys.map((k) =>
+        db.usageEvent.findMany({
+          where: {
+            keyId: k.id,
+            status: q.status,
+            seq: q.cursor === undefined ? undefined : { lt: q.cursor },
+          },
+          orderBy: { seq: 'desc' },
+          take: q.limit + 1,
+        }),
+      ),
+    );
+    const rows = perKey
+      .flat()
+      .sort((a, b) => (a.seq < b.seq ? 1 : a.seq > b.seq ? -1 : 0))
+      .slice(0, q.limit + 1);
     const byId = new Map(keys.map((k) => [k.id, k]));
-    const rows = await db.usageEvent.findMany({
-      where: {
-        keyId: { in: keys.map((k) => k.id) },
-        status: q.status,
-        seq: q.cursor === undefined ? undefined : { lt: q.cursor },
-      },
-      orderBy: { seq: 'desc' },
-      take: q.limit + 1,
-    });
     const page = rows.slice(0, q.limit);
     return {
       items: page.map((e) => ({

@@ -45,8 +45,11 @@ export interface ServerDeps {
   session?: SessionOptions;
   /** Wrong-password throttle settings (defaults: 10 per address per 900 s). */
   signIn?: Pick<SignInThrottleOptions, 'maxFailures' | 'windowSec'>;
-  /** Fastify's trustProxy: whose X-Forwarded-For to believe for the client address. Default false. */
-  trustProxy?: boolean | string;
+  /**
+   * Whose X-Forwarded-For to believe for the client address: a hop count, or the
+   * proxies' addresses/CIDRs (TRUST_PROXY). Default false: the peer is the client.
+   */
+  trustProxy?: false | number | string[];
   /** Built dashboard directory. Default <checkout>/dist-web. */
   webDir?: string;
   /** Body limit of POST /v1/events, bytes. Default 1 MiB. */
@@ -75,7 +78,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Operator bodies are small; /v1/events sets its own limit.
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
-    trustProxy: deps.trustProxy ?? false,
+    // A hop count as a function: this fastify's types take no number.
+    trustProxy:
+      typeof deps.trustProxy === 'number'
+        ? (_address: string, hop: number) => hop < (deps.trustProxy as number)
+        : (deps.trustProxy ?? false),
   });
 
   app.setErrorHandler((err: FastifyError | HttpError, req, reply) => {
@@ -111,7 +118,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Without a listener BullMQ prints every Redis connection error to stderr; the
   // Redis client's own listener (start.ts) already logs them once.
   for (const q of [queues.events, queues.charge]) q.on('error', () => {});
-  const ingestor = new Ingestor({ redis: deps.redis, prefix: deps.prefix, db: deps.db });
+  // A hung PostgreSQL must not hold producers up: they need only Redis (see ingest.ts).
+  const ingestor = new Ingestor({
+    redis: deps.redis,
+    prefix: deps.prefix,
+    db: deps.db,
+    lookupTimeoutMs: 1_000,
+  });
   const fallbackIngestor = new Ingestor({ redis: deps.redis, prefix: deps.prefix });
   app.addHook('onClose', async () => {
     await Promise.all([queues.close(), ingestor.close(), fallbackIngestor.close()]);

@@ -42,14 +42,14 @@ export async function operatorOf(req: FastifyRequest, d: SessionDeps): Promise<s
   return basic ? checkPassword(req, d, basic.user, basic.password) : undefined;
 }
 
-/** The operator these credentials name, or undefined (counted as a failure); 429 while throttled. */
+/** The operator these credentials name, or undefined (a counted failure); 429 while throttled. */
 async function checkPassword(
   req: FastifyRequest,
   d: SessionDeps,
   user: string,
   password: string,
 ): Promise<string | undefined> {
-  const retryAfter = await d.throttle.retryAfterSec(req.ip);
+  const retryAfter = await d.throttle.attempt(req.ip);
   if (retryAfter > 0) {
     d.logger.warn({ user, ip: req.ip }, 'operator sign-in refused: too many wrong passwords');
     throw new HttpError(
@@ -61,10 +61,8 @@ async function checkPassword(
     );
   }
   const ok = d.operators.verify(user, password);
-  if (!ok) {
-    await d.throttle.failed(req.ip);
-    d.logger.warn({ user, ip: req.ip }, 'operator sign-in failed');
-  }
+  if (ok) await d.throttle.succeeded(req.ip);
+  else d.logger.warn({ user, ip: req.ip }, 'operator sign-in failed');
   return ok;
 }
 

@@ -58,14 +58,15 @@ describe('worker metrics', () => {
     const batches = await p.db.chargeBatch.count({ where: { status: 'charged' } });
 
     const after = await scrape();
-    expect(sample(after, 'um_batches_total', { outcome: 'charged' })).toBe(batches);
+    // At least: a charge run taken over after a stall may call (and count) again.
+    expect(sample(after, 'um_batches_total', { outcome: 'charged' })).toBeGreaterThanOrEqual(batches);
     expect(sample(after, 'um_events_total', { result: 'recorded' })).toBe(events.length);
     expect(
       sample(after, 'um_douyin_call_duration_seconds_count', {
         method: 'decrUserRemainTimes',
         outcome: 'success',
       }),
-    ).toBe(batches);
+    ).toBeGreaterThanOrEqual(batches);
     expect(sample(after, 'um_rate_limit_wait_seconds_count')).toBeGreaterThanOrEqual(batches);
     expect(sample(after, 'um_process_process_resident_memory_bytes')).toBeGreaterThan(0);
 

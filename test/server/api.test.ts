@@ -266,6 +266,25 @@ describe('reads', () => {
       items: [],
       nextCursor: null,
     });
+    // Two keys, events interleaved: pages merge them in seq order, none lost or repeated.
+    const [m1, m2] = [await key('dave', 'm1'), await key('dave', 'm2')];
+    for (let i = 0; i < 7; i++) {
+      await s.db.usageEvent.create({
+        data: { eventId: `dave-${i}`, keyId: i % 2 ? m2.id : m1.id, count: 1 },
+      });
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const path: string = `/api/users/dave/events?limit=3${cursor ? `&cursor=${cursor}` : ''}`;
+      const page: { items: { eventId: string }[]; nextCursor: string | null } = (
+        await json(await s.api(path))
+      ).body;
+      seen.push(...page.items.map((e: { eventId: string }) => e.eventId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(['dave-6', 'dave-5', 'dave-4', 'dave-3', 'dave-2', 'dave-1', 'dave-0']);
+
     const bad = await json(await s.api('/api/users/alice/events?status=lost'));
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/status/);

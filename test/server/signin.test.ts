@@ -14,8 +14,8 @@ describe('wrong-password throttle', () => {
     // Behind a trusted proxy (127.0.0.1), so each test request can name its client address.
     s = await startTestServer({
       label: 'signin',
-      signIn: { maxFailures: 3, windowSec: 2 },
-      trustProxy: '127.0.0.1',
+      signIn: { maxFailures: 3, windowSec: 600 },
+      trustProxy: ['127.0.0.1'],
     });
   });
   afterAll(async () => s?.close());
@@ -29,23 +29,28 @@ describe('wrong-password throttle', () => {
   const status = (from: string, headers: Record<string, string>) =>
     fetch(`${s.url}/api/status`, { headers: { 'x-forwarded-for': from, ...headers } });
 
+  const failures = (ip: string) => s.redis.get(`${s.prefix}:signin-failures:${ip}`);
+
   it('locks an address out after maxFailures wrong passwords, form and Basic alike, until the window ends', async () => {
     const a = '10.0.0.1';
     const b = '10.0.0.2';
     const ok = await signIn(a, OPERATOR.password);
     expect(ok.status).toBe(200);
     const cookie = ok.headers.get('set-cookie')!.split(';')[0]!;
+    expect(await failures(a)).toBe('0'); // a right password does not count
 
     expect((await signIn(a, 'guess-1')).status).toBe(401);
     expect((await signIn(a, 'guess-2')).status).toBe(401);
     expect((await status(a, { authorization: basic(OPERATOR.user, 'guess-3') })).status).toBe(401);
-    expect(await s.redis.get(`${s.prefix}:signin-failures:${a}`)).toBe('3');
+    expect(await failures(a)).toBe('3');
+    const ttl = await s.redis.pttl(`${s.prefix}:signin-failures:${a}`);
+    expect(ttl).toBeGreaterThan(590_000); // the window: 600 s from the first failure
 
     // The right password no longer opens anything from that address...
     const locked = await signIn(a, OPERATOR.password);
     expect(locked.status).toBe(429);
-    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(Number(locked.headers.get('retry-after'))).toBeLessThanOrEqual(2);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(590);
+    expect(Number(locked.headers.get('retry-after'))).toBeLessThanOrEqual(600);
     expect(await locked.json()).toMatchObject({ error: { code: 'too_many_attempts' } });
     expect(locked.headers.get('set-cookie')).toBeNull();
     expect((await status(a, { authorization: basic(OPERATOR.user, OPERATOR.password) })).status).toBe(429);
@@ -54,8 +59,45 @@ describe('wrong-password throttle', () => {
     expect((await signIn(b, OPERATOR.password)).status).toBe(200);
     expect((await status(a, { cookie })).status).toBe(200);
 
-    await new Promise((r) => setTimeout(r, 2_100));
+    // The window ends (made to end now rather than in 10 minutes): the address may try again.
+    await s.redis.pexpire(`${s.prefix}:signin-failures:${a}`, 1);
+    await new Promise((r) => setTimeout(r, 20));
     expect((await signIn(a, OPERATOR.password)).status).toBe(200);
+  });
+
+  it('concurrent guesses cannot slip past the limit', async () => {
+    const c = '10.0.0.3';
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => signIn(c, `guess-${i}`)));
+    const statuses = answers.map((r) => r.status).sort();
+    expect(statuses.filter((x) => x === 401)).toHaveLength(3);
+    expect(statuses.filter((x) => x === 429)).toHaveLength(17);
+    expect(await failures(c)).toBe('3');
+  });
+
+  it('without a trusted proxy, X-Forwarded-For does not choose the address that is counted', async () => {
+    const direct = await startTestServer({
+      label: 'signin-direct',
+      signIn: { maxFailures: 2, windowSec: 600 },
+    });
+    try {
+      for (const from of ['10.9.0.1', '10.9.0.2', '10.9.0.3']) {
+        await fetch(`${direct.url}/api/session`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+          body: JSON.stringify({ user: OPERATOR.user, password: 'wrong' }),
+        });
+      }
+      // All three counted against the real peer, 127.0.0.1: the third was already refused.
+      expect(await direct.redis.get(`${direct.prefix}:signin-failures:127.0.0.1`)).toBe('2');
+      const res = await fetch(`${direct.url}/api/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '10.9.0.4' },
+        body: JSON.stringify(OPERATOR),
+      });
+      expect(res.status).toBe(429);
+    } finally {
+      await direct.close();
+    }
   });
 });
 

@@ -9,7 +9,7 @@ function tokenLine(t: DouyinHealth['token']): HTMLElement {
     return h(
       'p',
       { class: 'small muted', 'data-testid': 'token-status' },
-      'Token: unknown (no Douyin client).',
+      'Token: unknown (no Douyin client on this server, or Redis did not answer).',
     );
   const now = Date.now();
   const failedSince =
