@@ -205,14 +205,22 @@ export class DouyinMarketClient {
       if (beforeSend) await untilAborted(beforeSend(signal), signal);
       let out = await this.send(req, token, signal);
       if (!out.ok && out.error.errorCode !== undefined && TOKEN_REFRESH_CODES.has(out.error.errorCode)) {
-        this.o.logger?.info(
-          { method: req.method, code: out.error.errorCode },
-          'douyin token refused; refreshing',
-        );
-        await this.tokens.invalidate(token);
-        token = await untilAborted(this.tokens.getToken(), signal);
-        if (beforeSend) await untilAborted(beforeSend(signal), signal);
-        out = await this.send(req, token, signal);
+        if (await this.tokens.invalidate(token)) {
+          this.o.logger?.info(
+            { method: req.method, code: out.error.errorCode },
+            'douyin token refused; refreshing',
+          );
+          token = await untilAborted(this.tokens.getToken(), signal);
+          if (beforeSend) await untilAborted(beforeSend(signal), signal);
+          out = await this.send(req, token, signal);
+        } else {
+          // A token fetched to replace a refused one was refused too: another fetch
+          // would not help (and the platform limits fetches). Permanent, for now.
+          this.o.logger?.warn(
+            { method: req.method, code: out.error.errorCode },
+            'douyin refused a freshly replaced token too; not fetching another for a minute',
+          );
+        }
       }
       if (!out.ok) throw out.error;
       const value = map(out);

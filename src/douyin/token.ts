@@ -28,6 +28,8 @@ export interface TokenProviderOptions {
   waitTimeoutMs?: number;
   /** A token closer than this to expiry is not handed out; callers wait for the new one. Default 5000 ms. */
   minRemainingMs?: number;
+  /** A replacement for a refused token, refused within this long, is not replaced again. Default 60000 ms. */
+  refusedGuardMs?: number;
   /**
    * How long this process reuses what it last read from Redis before reading again,
    * so a busy worker does not pay a Redis round trip per call. A token the platform
@@ -55,6 +57,8 @@ export interface CachedToken {
   expiresAt: number;
   /** Epoch ms when it was requested (caps the refresh margin at half its life). */
   fetchedAt?: number;
+  /** Fetched to replace a token the platform refused. */
+  afterRefusal?: boolean;
 }
 
 // Deletes KEYS[1] only if it still holds ARGV[1]: never releases someone else's lock.
@@ -62,12 +66,23 @@ const RELEASE_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-// Deletes the cached token only if it is still the one the platform refused.
+// Deletes the cached token only if it is still the one the platform refused, and
+// marks the next fetch as a replacement (KEYS[2]). Returns -1 instead when the
+// refused token is itself a replacement fetched less than ARGV[3] ms ago: the
+// platform refuses fresh tokens, so fetching yet another one would not help.
 const INVALIDATE_TOKEN = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local ok, t = pcall(cjson.decode, v)
-if (not ok) or type(t) ~= 'table' or t.token == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if ok and type(t) == 'table' and t.token == ARGV[1] and t.afterRefusal == true
+   and tonumber(ARGV[2]) - (tonumber(t.fetchedAt) or 0) < tonumber(ARGV[3]) then
+  return -1
+end
+if (not ok) or type(t) ~= 'table' or t.token == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  return 1
+end
 return 0`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -111,10 +126,33 @@ export class TokenProvider {
     return refresh;
   }
 
-  /** Forgets the cached token if it is still `token` (the platform called it wrong or expired). */
-  async invalidate(token: string): Promise<void> {
+  /**
+   * Forgets the cached token if it is still `token` (the platform called it wrong or
+   * expired), so that the next getToken fetches a new one. Returns false, forgetting
+   * nothing, when `token` was itself fetched to replace a refused token less than
+   * `refusedGuardMs` ago: "refresh once, then treat as permanent", for the whole
+   * deployment, instead of one token fetch per call while the platform refuses them.
+   */
+  async invalidate(token: string): Promise<boolean> {
+    const guardMs = this.o.refusedGuardMs ?? 60_000;
+    const r = Number(
+      await this.o.redis.eval(
+        INVALIDATE_TOKEN,
+        2,
+        this.o.cacheKey,
+        this.refusedKey(),
+        token,
+        Date.now(),
+        guardMs,
+      ),
+    );
+    if (r === -1) return false;
     if (this.memo?.entry.token === token) this.memo = undefined;
-    await this.o.redis.eval(INVALIDATE_TOKEN, 1, this.o.cacheKey, token);
+    return true;
+  }
+
+  private refusedKey(): string {
+    return `${this.o.cacheKey}:refused`;
   }
 
   /** The token's state for the dashboard, shared by every process through Redis. */
@@ -207,6 +245,14 @@ export class TokenProvider {
       const value: CachedToken = { token: f.token, expiresAt: fetchedAt + f.expiresInSec * 1000, fetchedAt };
       // This process uses the new token at once, even before Redis confirms it.
       this.memo = { entry: value, until: Date.now() + (this.o.memoryTtlMs ?? 1_000) };
+      // Replacing a refused token? Then a refusal of this one will not be replaced again soon.
+      // (GET + DEL in MULTI rather than GETDEL: Redis before 6.2 has none.)
+      const [[, replacing]] = (await this.o.redis
+        .multi()
+        .get(this.refusedKey())
+        .del(this.refusedKey())
+        .exec()) as [[null, string | null], [null, number]];
+      if (replacing !== null) value.afterRefusal = true;
       await this.o.redis.set(this.o.cacheKey, JSON.stringify(value), 'EX', f.expiresInSec);
       this.o.logger?.info({ expiresInSec: f.expiresInSec }, 'fetched a new douyin access token');
       return f.token;
@@ -238,6 +284,7 @@ export function parseCached(raw: string | null | undefined, now = Date.now()): C
       token: c.token,
       expiresAt: c.expiresAt,
       fetchedAt: typeof c.fetchedAt === 'number' ? c.fetchedAt : undefined,
+      ...(c.afterRefusal === true ? { afterRefusal: true } : {}),
     };
   } catch {
     return undefined;

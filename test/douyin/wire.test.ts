@@ -395,6 +395,37 @@ describe('failures', () => {
     expect(fake.tokenHits()).toBe(2);
   });
 
+  it('a replacement token refused too: no more token fetches for a minute, then one', async () => {
+    const prefix = uniquePrefix('wire-guard');
+    const c = makeClient({ redisPrefix: prefix });
+    try {
+      fake.handler = () => ({ json: envelope(28001003, {}, { logid: 'LOG-WRONG' }) });
+      await expect(c.decrUserRemainTimes(decr)).rejects.toMatchObject({ kind: 'auth' });
+      expect(fake.tokenHits()).toBe(2); // the first token and its one replacement
+      // Later calls are refused at once: no retry, no fetch, however many there are.
+      for (let i = 0; i < 3; i++) {
+        await expect(c.decrUserRemainTimes(decr)).rejects.toMatchObject({
+          kind: 'auth',
+          errorCode: 28001003,
+        });
+      }
+      expect(fake.tokenHits()).toBe(2);
+      expect(fake.to(DOUYIN_PATHS.decrUserRemainTimes)).toHaveLength(5);
+
+      // A minute on (the replacement's fetchedAt moved back), a refusal is replaced again.
+      const key = `${prefix}:douyin:token:ck-wire`;
+      const entry = JSON.parse((await redis.get(key))!);
+      expect(entry.afterRefusal).toBe(true);
+      await redis.set(key, JSON.stringify({ ...entry, fetchedAt: Date.now() - 61_000 }), 'EX', 3_600);
+      fake.handler = (req) =>
+        req.headers['access-token'] === entry.token ? { json: envelope(28001003) } : { json: envelope(0) };
+      await expect(c.decrUserRemainTimes(decr)).resolves.toMatchObject({ errorCode: 0 });
+      expect(fake.tokenHits()).toBe(3);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('the alternative expired code 2190008 also refreshes', async () => {
     fake.handler = (req) =>
       req.headers['access-token'] === 'tok-1' ? { json: envelope(2190008) } : { json: envelope(0) };
