@@ -16,7 +16,7 @@ import {
   parseErrorKinds,
   TOKEN_REFRESH_CODES,
 } from './errors.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, type Slot } from './rate-limiter.js';
 import {
   type DecrUserRemainTimesInput,
   type DeletePurchaseInfoInput,
@@ -315,14 +315,17 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 export function createDouyinClientFromConfig(
   config: Config,
   redis: Redis,
-  extra: Partial<DouyinClientOptions> = {},
+  {
+    onRateLimitSlot,
+    ...extra
+  }: Partial<DouyinClientOptions> & { onRateLimitSlot?: (slot: Slot) => void } = {},
 ): DouyinMarketClient {
   if (!config.DOUYIN_CLIENT_KEY || !config.DOUYIN_CLIENT_SECRET) {
     throw new Error('DOUYIN_CLIENT_KEY and DOUYIN_CLIENT_SECRET are required for the Douyin client');
   }
   // Every process of the deployment (workers, server, CLI) paces its calls on the
   // one shared limiter: the platform counts the application's calls, not a process's.
-  const limiter = douyinRateLimiter(config, redis);
+  const limiter = douyinRateLimiter(config, redis, onRateLimitSlot);
   return new DouyinMarketClient({
     baseUrl: config.DOUYIN_BASE_URL,
     clientKey: config.DOUYIN_CLIENT_KEY,
@@ -341,6 +344,15 @@ export function createDouyinClientFromConfig(
 }
 
 /** The deployment-wide limiter on Douyin calls, shared in Redis under REDIS_PREFIX. */
-export function douyinRateLimiter(config: Config, redis: Redis): RateLimiter {
-  return new RateLimiter({ redis, key: `${config.REDIS_PREFIX}:douyin:ratelimit`, qps: config.DOUYIN_QPS });
+export function douyinRateLimiter(
+  config: Config,
+  redis: Redis,
+  onAcquire?: (slot: Slot) => void,
+): RateLimiter {
+  return new RateLimiter({
+    redis,
+    key: `${config.REDIS_PREFIX}:douyin:ratelimit`,
+    qps: config.DOUYIN_QPS,
+    onAcquire,
+  });
 }

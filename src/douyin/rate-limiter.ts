@@ -47,6 +47,8 @@ export interface RateLimiterOptions {
   maxLateMs?: number;
   /** How many times a late caller takes a new slot before it goes anyway. Default 3. */
   maxReslots?: number;
+  /** Called with every slot handed out, e.g. to observe the waits in metrics. */
+  onAcquire?: (slot: Slot) => void;
 }
 
 /** A granted call slot. */
@@ -95,7 +97,9 @@ export class RateLimiter {
         const sleepMs = at - leadMs - performance.now();
         if (sleepMs > 0) await sleep(sleepMs, signal);
         if (performance.now() - at <= maxLateMs || reslots >= (this.options.maxReslots ?? 3)) {
-          return { at, waitedMs: performance.now() - started };
+          const slot = { at, waitedMs: performance.now() - started };
+          this.options.onAcquire?.(slot);
+          return slot;
         }
         reslots++;
         continue;

@@ -57,11 +57,13 @@ export class Ingestor {
         valid.push({ index, event: v.event });
       }
     });
-    const lookup = this.o.db ? existingEventIds(this.o.db, [...seen]) : Promise.resolve(new Set<string>());
-    const inLedger =
-      this.o.db && this.o.lookupTimeoutMs !== undefined
-        ? await withTimeout(lookup, this.o.lookupTimeoutMs, 'the ledger lookup')
-        : await lookup;
+    let inLedger = new Set<string>();
+    if (this.o.db) {
+      const lookup = existingEventIds(this.o.db, [...seen]);
+      const timeoutMs = this.o.lookupTimeoutMs;
+      inLedger =
+        timeoutMs === undefined ? await lookup : await withTimeout(lookup, timeoutMs, 'the ledger lookup');
+    }
     const accepted: UsageEvent[] = [];
     for (const { index, event } of valid) {
       if (inLedger.has(event.eventId))

@@ -22,7 +22,7 @@ import {
   settleBatch,
   settlePartialParent,
 } from '../ledger/sql.js';
-import { batchesTotal, rateLimitedTotal, rateLimitWait } from '../metrics.js';
+import { batchesTotal, rateLimitedTotal } from '../metrics.js';
 import { RetryableChargeError } from './errors.js';
 import type { ChargerOptions } from './interfaces.js';
 import { newOutTradeNo } from './out-trade-no.js';
@@ -83,9 +83,7 @@ export class Charger {
 
   /** Waits for a deployment-wide call slot; returns when the slot is (performance.now() clock). */
   private async waitForSlot(signal?: AbortSignal, leadMs = 0): Promise<number> {
-    const slot = await this.o.limiter.acquire(signal, leadMs);
-    rateLimitWait.observe(slot.waitedMs / 1000);
-    return slot.at;
+    return (await this.o.limiter.acquire(signal, leadMs)).at;
   }
 
   private async send(

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
 import { createDouyinClientFromConfig, douyinRateLimiter } from '../douyin/index.js';
 import { keyWork } from '../ledger/sql.js';
-import { douyinCallDuration } from '../metrics.js';
+import { douyinCallDuration, rateLimitWait } from '../metrics.js';
 import {
   CHARGE_QUEUE,
   type ChargeJobData,
@@ -72,7 +72,7 @@ export async function startMeterWorker({
           e.durationMs / 1000,
         ),
     });
-  const limiter = douyinRateLimiter(config, redis);
+  const limiter = douyinRateLimiter(config, redis, (slot) => rateLimitWait.observe(slot.waitedMs / 1000));
   const charger = new Charger({
     db,
     api,

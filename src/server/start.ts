@@ -41,15 +41,10 @@ export async function startServer({
   const db = createPrisma(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
   let douyin = givenDouyin;
   if (!douyin && config.DOUYIN_CLIENT_KEY && config.DOUYIN_CLIENT_SECRET) {
-    const { createDouyinClientFromConfig, douyinRateLimiter } = await import('../douyin/index.js');
-    const limiter = douyinRateLimiter(config, redis);
+    const { createDouyinClientFromConfig } = await import('../douyin/index.js');
     douyin = createDouyinClientFromConfig(config, redis, {
       logger,
-      // The shared limiter, as by default, with its waits in this server's metrics.
-      beforeSend: async (signal) => {
-        const slot = await limiter.acquire(signal);
-        rateLimitWait.observe(slot.waitedMs / 1000);
-      },
+      onRateLimitSlot: (slot) => rateLimitWait.observe(slot.waitedMs / 1000),
       onCall: (e) =>
         douyinCallDuration.observe(
           { method: e.method, outcome: e.outcome, kind: e.kind ?? 'none' },

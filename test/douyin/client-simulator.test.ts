@@ -114,7 +114,10 @@ describe('DouyinMarketClient against the simulator', () => {
       REDIS_URL: redisUrl(),
       REDIS_PREFIX: uniquePrefix('clqps'),
     });
-    const paced = createDouyinClientFromConfig(config, redis);
+    const waits: number[] = [];
+    const paced = createDouyinClientFromConfig(config, redis, {
+      onRateLimitSlot: (s) => waits.push(s.waitedMs),
+    });
     try {
       const t0 = performance.now();
       const results = kinds(await burst(paced));
@@ -122,6 +125,9 @@ describe('DouyinMarketClient against the simulator', () => {
       // 25 calls at 10 per 1.08 s: the last one cannot leave before ~2.6 s.
       expect(performance.now() - t0).toBeGreaterThan(2_400);
       expect(await redis.exists(`${config.REDIS_PREFIX}:douyin:ratelimit`)).toBe(1);
+      // One slot per call, reported to the hook (metrics); the last ones waited their turn.
+      expect(waits).toHaveLength(25);
+      expect(Math.max(...waits)).toBeGreaterThan(2_000);
     } finally {
       await paced.close();
     }

@@ -1,9 +1,12 @@
 // Wrong operator passwords are throttled per client address (shared in Redis), a
 // signed-in operator is never locked out, and SESSION_SECRET shares sessions
 // between servers.
+
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
+import { SignInThrottle } from '../../src/server/signin-throttle.js';
 import { type RunningServer, startServer } from '../../src/server/start.js';
 import { createTestDatabase, redisUrl, uniquePrefix } from '../support/services.js';
 import { basic, OPERATOR, startTestServer, type TestServer } from './helpers.js';
@@ -72,6 +75,47 @@ describe('wrong-password throttle', () => {
     expect(statuses.filter((x) => x === 401)).toHaveLength(3);
     expect(statuses.filter((x) => x === 429)).toHaveLength(17);
     expect(await failures(c)).toBe('3');
+  });
+
+  it('with TRUST_PROXY=1, the address the one proxy in front reports is the one counted', async () => {
+    const behind = await startTestServer({
+      label: 'signin-hop',
+      signIn: { maxFailures: 2, windowSec: 600 },
+      trustProxy: 1,
+    });
+    try {
+      await fetch(`${behind.url}/api/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.7, 10.1.0.1' },
+        body: JSON.stringify({ user: OPERATOR.user, password: 'wrong' }),
+      });
+      // One hop trusted: the rightmost entry (what that proxy saw), not the client-written left one.
+      expect(await behind.redis.get(`${behind.prefix}:signin-failures:10.1.0.1`)).toBe('1');
+      expect(await behind.redis.exists(`${behind.prefix}:signin-failures:198.51.100.7`)).toBe(0);
+    } finally {
+      await behind.close();
+    }
+  });
+
+  it('lets attempts through, and says so, while Redis does not answer', async () => {
+    const deadRedis = new Redis('redis://127.0.0.1:1', {
+      maxRetriesPerRequest: 0,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    deadRedis.on('error', () => {});
+    const warnings: string[] = [];
+    const logger = createLogger({ level: 'silent' });
+    logger.warn = ((_o: unknown, msg: string) => void warnings.push(msg)) as typeof logger.warn;
+    const throttle = new SignInThrottle({ redis: deadRedis, prefix: 'x', maxFailures: 1, logger });
+    expect(await throttle.attempt('10.0.0.9')).toBe(0);
+    expect(await throttle.attempt('10.0.0.9')).toBe(0); // not refused: nothing could be counted
+    await throttle.succeeded('10.0.0.9'); // and giving back does not throw
+    expect(warnings).toEqual([
+      'sign-in throttle unavailable; attempt let through',
+      'sign-in throttle unavailable; attempt let through',
+    ]);
+    deadRedis.disconnect();
   });
 
   it('without a trusted proxy, X-Forwarded-For does not choose the address that is counted', async () => {
