@@ -35,6 +35,12 @@ export const configSchema = z.object({
   }),
   /** The platform's call limit for the application, shared by every worker process. */
   DOUYIN_QPS: int(100, 1, 100_000),
+  /**
+   * How long Douyin remembers an out_trade_no (one month). Past it the same call
+   * deducts again, so nothing re-sends a batch whose first attempt is older than
+   * 90% of this; such a batch waits for an operator's `batches resolve`.
+   */
+  DOUYIN_IDEMPOTENCY_WINDOW_SEC: int(2_592_000, 2, 10 * 365 * 86_400),
 
   REDIS_URL: z
     .string()
@@ -53,11 +59,17 @@ export const configSchema = z.object({
   METER_BATCH_MAX_COUNT: int(2_147_483_647, 1, 2_147_483_647),
   METER_RETRY_BASE_MS: int(500, 1, 3_600_000),
   METER_RETRY_MAX_MS: int(60_000, 1, 86_400_000),
+  /** Seconds a batch is retried before it goes dead; at most half the idempotency window. */
   METER_RETRY_DEADLINE_SEC: int(86_400, 1, 30 * 86_400),
   METER_INSUFFICIENT_POLICY: z.enum(['reject', 'partial']).default('reject'),
   METER_INGEST_CONCURRENCY: int(8, 1, 256),
+  /** Batching keys whose ids a worker keeps in memory (LRU): bounds memory whatever the number of users. */
+  METER_KEY_CACHE_SIZE: int(100_000, 1, 10_000_000),
   METER_CHARGE_CONCURRENCY: int(64, 1, 4_096),
-  /** Seconds after which the worker considers a stalled (crashed) job abandoned. */
+  /**
+   * Seconds after which the worker considers a stalled (crashed) job abandoned; also a
+   * charge run's lease on its key. At least DOUYIN_TIMEOUT_MS + 1 s.
+   */
   METER_STALL_SEC: int(15, 2, 3_600),
   METRICS_PORT: int(0, 0, 65_535),
 
@@ -130,6 +142,18 @@ export function loadConfig(needs: ConfigNeed[] = [], env: NodeJS.ProcessEnv = pr
   }
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  } else if (parsed.data.METER_RETRY_DEADLINE_SEC > parsed.data.DOUYIN_IDEMPOTENCY_WINDOW_SEC / 2) {
+    // Retries must end well inside the window in which Douyin still deduplicates them.
+    problems.push(
+      `METER_RETRY_DEADLINE_SEC: ${parsed.data.METER_RETRY_DEADLINE_SEC} is more than half of DOUYIN_IDEMPOTENCY_WINDOW_SEC (${parsed.data.DOUYIN_IDEMPOTENCY_WINDOW_SEC})`,
+    );
+  }
+  if (parsed.success && parsed.data.METER_STALL_SEC * 1000 < parsed.data.DOUYIN_TIMEOUT_MS + 1_000) {
+    // A charge run's lease lasts METER_STALL_SEC; a call leaves only with its whole
+    // timeout of lease left, so no other run can take the key over while it is out.
+    problems.push(
+      `METER_STALL_SEC: ${parsed.data.METER_STALL_SEC} s must be at least DOUYIN_TIMEOUT_MS (${parsed.data.DOUYIN_TIMEOUT_MS} ms) + 1 s`,
+    );
   }
   // A missing required variable is named even when another one failed to parse.
   const given = (name: keyof Config) =>

@@ -7,7 +7,7 @@ collectDefaultMetrics({ register: registry, prefix: 'um_process_' });
 
 export const eventsTotal = new Counter({
   name: 'um_events_total',
-  help: 'Usage events, by result (accepted, duplicate, rejected at the edge; recorded, duplicate in the ledger) and source (sdk, http, import)',
+  help: 'Usage events, by result (accepted, duplicate, rejected at the edge; recorded, duplicate, ledger_rejected in the ledger) and source (sdk, http, import)',
   labelNames: ['result', 'source'] as const,
   registers: [registry],
 });
@@ -50,5 +50,11 @@ export const queueDepth = new Gauge({
 export const oldestPendingEventAge = new Gauge({
   name: 'um_oldest_pending_event_age_seconds',
   help: 'Age of the oldest event not yet in a batch (set on scrape)',
+  registers: [registry],
+});
+
+export const straySuccessTotal = new Counter({
+  name: 'um_stray_success_total',
+  help: 'Success answers for a batch the run could no longer settle (lease lost, batch no longer open); each is recorded with a charge_alert row',
   registers: [registry],
 });

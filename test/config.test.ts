@@ -47,6 +47,17 @@ describe('configuration', () => {
     expect(problems).not.toContain('short'); // the value of a secret is not echoed
   });
 
+  it("refuses a retry deadline longer than half of Douyin's idempotency window", () => {
+    expect(loadConfig([], {}).DOUYIN_IDEMPOTENCY_WINDOW_SEC).toBe(2_592_000);
+    expect(() => loadConfig([], { METER_RETRY_DEADLINE_SEC: '1296001' })).toThrow(
+      /METER_RETRY_DEADLINE_SEC: 1296001 is more than half of DOUYIN_IDEMPOTENCY_WINDOW_SEC \(2592000\)/,
+    );
+    expect(loadConfig([], { METER_RETRY_DEADLINE_SEC: '1296000' }).METER_RETRY_DEADLINE_SEC).toBe(1_296_000);
+    expect(() =>
+      loadConfig([], { DOUYIN_IDEMPOTENCY_WINDOW_SEC: '60', METER_RETRY_DEADLINE_SEC: '31' }),
+    ).toThrow(/more than half/);
+  });
+
   it('refuses a value that is a comment (what docker compose makes of `KEY=  # note`)', () => {
     expect(() =>
       loadConfig([], { SESSION_SECRET: '# signs operator sessions (>= 32 chars); same on every server' }),

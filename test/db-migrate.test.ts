@@ -10,10 +10,7 @@ describe('migrations', () => {
     const url = await createTestDatabase('mig');
     const c = new pg.Client({ connectionString: url });
     await c.connect();
-    await c.query(
-      'DROP TABLE IF EXISTS call_attempt, usage_event, pending_event, charge_batch, meter_key, operator_audit, "_prisma_migrations" CASCADE',
-    );
-    await c.query('DROP TYPE IF EXISTS event_status, batch_status');
+    await c.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
     expect(await pendingMigrations(url)).toEqual((await readMigrations()).map((m) => m.name));
 
     const first = await migrate(url);

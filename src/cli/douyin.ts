@@ -93,8 +93,8 @@ const commands: Record<string, Command> = {
     run: (c, input) => c.deletePurchaseInfo(input),
   }),
   purchases: command({
-    usage: 'purchases --open-id U --service-id S',
-    flags: { 'open-id': str, 'service-id': str },
+    usage: 'purchases --open-id U --service-id S [--test-env]',
+    flags: { 'open-id': str, 'service-id': str, 'test-env': { type: 'boolean' } },
     schema: purchaseListRequest,
     run: (c, input) => c.getUserServicePurchaseList(input),
   }),

@@ -36,6 +36,8 @@ export async function runEventsCommand(args: string[]): Promise<number> {
   const db: PrismaClient | undefined = config.DATABASE_URL ? createPrisma(config.DATABASE_URL) : undefined;
   const ingestor = new Ingestor({ redis, prefix: config.REDIS_PREFIX, db });
   const summary = { lines: 0, accepted: 0, duplicates: 0, rejected: 0 };
+  // eventIds of valid lines sent so far: an invalid line must not hide a later valid
+  // line with its id (within a chunk, the ingestor counts an id once it validates).
   const seen = new Set<string>();
   let chunk: { line: number; raw: unknown }[] = [];
 
@@ -61,8 +63,11 @@ export async function runEventsCommand(args: string[]): Promise<number> {
     for (const r of results) {
       const line = batch[r.index]!.line;
       if (r.status === 'rejected') reject(line, r.errors!.join('; '));
-      else if (r.status === 'duplicate') summary.duplicates++;
-      else summary.accepted++;
+      else {
+        seen.add(r.eventId!);
+        if (r.status === 'duplicate') summary.duplicates++;
+        else summary.accepted++;
+      }
     }
     report();
   };
@@ -86,10 +91,9 @@ export async function runEventsCommand(args: string[]): Promise<number> {
       }
       const id = (raw as { eventId?: unknown } | null)?.eventId;
       if (typeof id === 'string' && seen.has(id)) {
-        summary.duplicates++; // the same eventId earlier in this file
+        summary.duplicates++; // the same eventId on a valid line of an earlier chunk
         continue;
       }
-      if (typeof id === 'string') seen.add(id);
       chunk.push({ line: lineNo, raw });
       if (chunk.length >= CHUNK) await send();
     }

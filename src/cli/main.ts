@@ -8,9 +8,10 @@ const usage = `usage: npm run cli -- <command>
   douyin insert-purchase --open-id U --service-id S --service-mode-id M --out-trade-no T
                          --period-type P --purchase-time MS [--duration D] [--usage-times N]
   douyin delete-purchase --open-id U --service-id S --service-mode-id M --out-trade-no T
-  douyin purchases --open-id U --service-id S
+  douyin purchases --open-id U --service-id S [--test-env]
   events import FILE.ndjson|-
   batches replay ID | --all-dead
+  batches resolve ID --as charged|uncharged
   status
 `;
 

@@ -1,6 +1,11 @@
-// `npm run cli -- status`: events and batches by status, queue counts, oldest pending event age, as JSON.
+// `npm run cli -- status`: events and batches by status, queue counts, oldest pending
+// event age, and the events the ledger rejected (count and newest few), as JSON.
+import { rejectedEventSummary } from '../ledger/rejected-events.js';
 import { getMeterStatus } from '../metering/status.js';
 import { cliConfig, withLedger } from './config.js';
+
+/** Rejected events listed in full (the count covers them all). */
+const REJECTED_SHOWN = 5;
 
 export async function runStatusCommand(args: string[]): Promise<number> {
   if (args.length > 0) {
@@ -10,8 +15,11 @@ export async function runStatusCommand(args: string[]): Promise<number> {
   const config = cliConfig(['database']);
   if (!config) return 2;
   return withLedger(config, async ({ db, redis }) => {
-    const status = await getMeterStatus({ db, redis, prefix: config.REDIS_PREFIX });
-    process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+    const [status, rejectedEvents] = await Promise.all([
+      getMeterStatus({ db, redis, prefix: config.REDIS_PREFIX }),
+      rejectedEventSummary(db, REJECTED_SHOWN),
+    ]);
+    process.stdout.write(`${JSON.stringify({ ...status, rejectedEvents }, null, 2)}\n`);
     return 0;
   });
 }

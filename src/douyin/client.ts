@@ -1,8 +1,9 @@
 // The Douyin service-market client: the four methods over one keep-alive undici
 // pool, input validated before anything is sent, answers read from the envelope,
 // every failure a typed DouyinError with its logid. A wrong or expired token is
-// refreshed and the call retried once; nothing else is retried here (retry policy
-// belongs to the caller, who knows whether the call is idempotent).
+// refreshed and the call retried (at most twice: see call()); nothing else is
+// retried here (retry policy belongs to the caller, who knows whether the call is
+// idempotent).
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -14,6 +15,7 @@ import {
   DouyinRequestError,
   type ErrorKind,
   parseErrorKinds,
+  TOKEN_EXPIRED_CODES,
   TOKEN_REFRESH_CODES,
 } from './errors.js';
 import { RateLimiter, type Slot } from './rate-limiter.js';
@@ -99,6 +101,34 @@ export interface CallOptions {
 
 type Success = Extract<Interpreted, { ok: true }>;
 
+/**
+ * Token refusals one call recovers from: the replacement it gets may come from the
+ * shared cache and have died already (another process fetched newer tokens), so one
+ * more, then a freshly fetched one.
+ */
+const MAX_TOKEN_RETRIES = 2;
+
+function refusesToken(out: Interpreted): boolean {
+  return !out.ok && out.error.errorCode !== undefined && TOKEN_REFRESH_CODES.has(out.error.errorCode);
+}
+
+/**
+ * A call still refused as "expired" after its token refreshes: tokens die faster
+ * than they are used (another process with the same client key fetching new ones),
+ * or the deployment holds off fetching for a minute. Not applied, and not permanent
+ * (the contract: refresh and retry), so retryable, unlike a wrong token.
+ */
+function expiredAgain(e: DouyinError, refused: number): DouyinError {
+  return new DouyinError({
+    kind: 'transient',
+    errorCode: e.errorCode,
+    subErrorCode: e.subErrorCode,
+    description: `${e.description} (${refused} token(s) refused in this call; retry later)`,
+    logid: e.logid,
+    httpStatus: e.httpStatus,
+  });
+}
+
 interface BusinessRequest {
   method: Exclude<DouyinMethod, 'clientToken'>;
   httpMethod: 'GET' | 'POST';
@@ -170,7 +200,7 @@ export class DouyinMarketClient {
         // A 200 whose list we cannot read: like an unparsable body, most likely a proxy or a glitch.
         throw new DouyinError({
           kind: 'transient',
-          description: `unexpected purchase_info_list: ${problemsOf(parsed.error)[0] ?? 'malformed'}`,
+          description: `protocol error: unexpected purchase_info_list: ${problemsOf(parsed.error)[0] ?? 'malformed'}`,
           logid: ok.result.logid,
           httpStatus: ok.result.httpStatus,
         });
@@ -191,9 +221,10 @@ export class DouyinMarketClient {
   }
 
   /**
-   * One method call under one deadline: token, request, and at most one retry after
-   * the platform called the token wrong or expired. `map` reads the success (it may
-   * throw a DouyinError for malformed `data`) before onCall reports the outcome.
+   * One method call under one deadline: token, request, and a retry with another
+   * token each time the platform calls the token wrong or expired (at most
+   * MAX_TOKEN_RETRIES; a refused request was not applied). `map` reads the success
+   * (it may throw a DouyinError for malformed `data`) before onCall reports the outcome.
    */
   private async call<T>(req: BusinessRequest, opts: CallOptions, map: (ok: Success) => T): Promise<T> {
     const t0 = performance.now();
@@ -204,25 +235,33 @@ export class DouyinMarketClient {
       const beforeSend = opts.beforeSend ?? this.o.beforeSend;
       if (beforeSend) await untilAborted(beforeSend(signal), signal);
       let out = await this.send(req, token, signal);
-      if (!out.ok && out.error.errorCode !== undefined && TOKEN_REFRESH_CODES.has(out.error.errorCode)) {
-        if (await this.tokens.invalidate(token)) {
-          this.o.logger?.info(
-            { method: req.method, code: out.error.errorCode },
-            'douyin token refused; refreshing',
-          );
-          token = await untilAborted(this.tokens.getToken(), signal);
-          if (beforeSend) await untilAborted(beforeSend(signal), signal);
-          out = await this.send(req, token, signal);
-        } else {
-          // A token fetched to replace a refused one was refused too: another fetch
-          // would not help (and the platform limits fetches). Permanent, for now.
+      const refused = new Set<string>();
+      while (!out.ok && refusesToken(out) && refused.size < MAX_TOKEN_RETRIES) {
+        refused.add(token);
+        if (!(await this.tokens.invalidate(token))) {
+          // A token fetched to replace a refused one was refused before it was ever
+          // accepted: another fetch would not help (and the platform limits fetches).
           this.o.logger?.warn(
             { method: req.method, code: out.error.errorCode },
             'douyin refused a freshly replaced token too; not fetching another for a minute',
           );
+          break;
         }
+        this.o.logger?.info(
+          { method: req.method, code: out.error.errorCode },
+          'douyin token refused; refreshing',
+        );
+        token = await untilAborted(this.tokens.getToken(), signal);
+        if (refused.has(token)) break;
+        if (beforeSend) await untilAborted(beforeSend(signal), signal);
+        out = await this.send(req, token, signal);
       }
-      if (!out.ok) throw out.error;
+      if (!out.ok) {
+        const code = out.error.errorCode;
+        if (code !== undefined && TOKEN_EXPIRED_CODES.has(code)) throw expiredAgain(out.error, refused.size);
+        throw out.error;
+      }
+      await this.tokens.markAccepted(token);
       const value = map(out);
       this.report(req.method, t0);
       return value;
@@ -316,16 +355,18 @@ export function createDouyinClientFromConfig(
   config: Config,
   redis: Redis,
   {
+    limiter: givenLimiter,
     onRateLimitSlot,
     ...extra
-  }: Partial<DouyinClientOptions> & { onRateLimitSlot?: (slot: Slot) => void } = {},
+  }: Partial<DouyinClientOptions> & { limiter?: RateLimiter; onRateLimitSlot?: (slot: Slot) => void } = {},
 ): DouyinMarketClient {
   if (!config.DOUYIN_CLIENT_KEY || !config.DOUYIN_CLIENT_SECRET) {
     throw new Error('DOUYIN_CLIENT_KEY and DOUYIN_CLIENT_SECRET are required for the Douyin client');
   }
   // Every process of the deployment (workers, server, CLI) paces its calls on the
   // one shared limiter: the platform counts the application's calls, not a process's.
-  const limiter = douyinRateLimiter(config, redis, onRateLimitSlot);
+  // A process passes its one limiter; without one, the client makes its own.
+  const limiter = givenLimiter ?? douyinRateLimiter(config, redis, onRateLimitSlot);
   return new DouyinMarketClient({
     baseUrl: config.DOUYIN_BASE_URL,
     clientKey: config.DOUYIN_CLIENT_KEY,

@@ -1,6 +1,8 @@
 // The outcome of one HTTP answer from a business endpoint: a success with its
 // logid and `data`, or the DouyinError it carries. HTTP status decides first
 // (5xx, 429), then the envelope's error code, classified with the configured table.
+// Only an explicit numeric data.error_code 0 is a success: anything else that is not
+// an error code is a protocol error (transient: the outcome is unknown, so retry).
 import { classifyCode, DouyinError, type ErrorKind } from './errors.js';
 import { envelopeSchema, nowToMs } from './schemas.js';
 
@@ -73,23 +75,27 @@ export function interpretAnswer(
   });
   if (httpStatus >= 500) return fail('transient', env?.description || `HTTP ${httpStatus}`, env?.errorCode);
   if (httpStatus === 429) return fail('rate_limited', env?.description || 'HTTP 429', env?.errorCode);
+  const is2xx = httpStatus >= 200 && httpStatus < 300;
   if (!env) {
     // A 200 that is not the envelope usually comes from a proxy or a truncated answer.
-    const ok = httpStatus >= 200 && httpStatus < 300;
     return fail(
-      ok ? 'transient' : 'unknown',
-      `HTTP ${httpStatus} with a body that is not the Douyin envelope`,
+      is2xx ? 'transient' : 'unknown',
+      `protocol error: HTTP ${httpStatus} with a body that is not the Douyin envelope`,
     );
   }
-  const code = env.errorCode ?? 0;
-  if (code !== 0) {
+  const code = env.errorCode;
+  if (code !== undefined && code !== 0) {
     return fail(
       classifyCode(code, errorKinds),
       env.description || env.subDescription || `error ${code}`,
       code,
     );
   }
-  if (httpStatus < 200 || httpStatus >= 300) return fail('unknown', env.description || `HTTP ${httpStatus}`);
+  if (!is2xx) return fail('unknown', env.description || `HTTP ${httpStatus}`);
+  if (typeof env.data?.error_code !== 'number') {
+    // No outcome at all: taking it for a success could lose a charge that did not happen.
+    return fail('transient', `protocol error: HTTP ${httpStatus} without a numeric data.error_code`);
+  }
   return {
     ok: true,
     result: { logid: logid ?? '', httpStatus, errorCode: 0, description: env.description },

@@ -9,7 +9,7 @@ export const ERROR_KINDS = [
   'invalid_request', // 2100005 and request validation: permanent
   'insufficient_balance', // the user's remaining times are below count: policy decides
   'conflict', // out_trade_no replayed with different parameters: permanent
-  'forbidden', // application lacks the capability: permanent
+  'forbidden', // application lacks the capability, or a test call by an open_id off the whitelist: permanent
   'not_found', // purchase not found (delete): permanent
   'transient', // system busy, HTTP 5xx: retry with backoff
   'network', // connection refused/reset, socket closed: retry (the call may have applied)
@@ -37,6 +37,7 @@ export const DOUYIN_CODES = {
   SIM_INSUFFICIENT_TIMES: 2119001,
   SIM_OUT_TRADE_NO_CONFLICT: 2119002,
   SIM_PURCHASE_NOT_FOUND: 2119003,
+  SIM_TEST_USER_NOT_WHITELISTED: 2190099,
 } as const;
 
 export const defaultErrorKinds: Readonly<Record<number, ErrorKind>> = {
@@ -53,11 +54,22 @@ export const defaultErrorKinds: Readonly<Record<number, ErrorKind>> = {
   [DOUYIN_CODES.SIM_INSUFFICIENT_TIMES]: 'insufficient_balance',
   [DOUYIN_CODES.SIM_OUT_TRADE_NO_CONFLICT]: 'conflict',
   [DOUYIN_CODES.SIM_PURCHASE_NOT_FOUND]: 'not_found',
+  [DOUYIN_CODES.SIM_TEST_USER_NOT_WHITELISTED]: 'forbidden',
 };
 
 /** Codes whose answer means the access token must be fetched again. */
 export const TOKEN_REFRESH_CODES: ReadonlySet<number> = new Set([
   DOUYIN_CODES.TOKEN_WRONG,
+  DOUYIN_CODES.TOKEN_EXPIRED,
+  DOUYIN_CODES.TOKEN_EXPIRED_ALT,
+]);
+
+/**
+ * The "expired" ones among them. The contract says refresh and retry (a wrong token:
+ * refresh once, then permanent), so a call still refused as expired after its
+ * refreshes fails retryable (see DouyinMarketClient).
+ */
+export const TOKEN_EXPIRED_CODES: ReadonlySet<number> = new Set([
   DOUYIN_CODES.TOKEN_EXPIRED,
   DOUYIN_CODES.TOKEN_EXPIRED_ALT,
 ]);

@@ -109,6 +109,28 @@ export class RateLimiter {
     }
   }
 
+  /**
+   * For a slot taken with `leadMs`: sleeps until the slot, then returns the check to
+   * run right before the request leaves (the client's `beforeSend`). Work done
+   * between the two (a query, a token fetch) can make the call late; a late caller
+   * takes a fresh slot, by the same rule as `acquire`.
+   */
+  async until(slot: Slot, signal?: AbortSignal): Promise<(signal?: AbortSignal) => Promise<void>> {
+    const early = slot.at - performance.now();
+    if (early > 0) await sleep(early, signal);
+    const maxLateMs = this.options.maxLateMs ?? 20;
+    let at = slot.at;
+    return async (callSignal = signal) => {
+      for (
+        let tries = 0;
+        tries < (this.options.maxReslots ?? 3) && performance.now() - at > maxLateMs;
+        tries++
+      ) {
+        at = (await this.acquire(callSignal)).at;
+      }
+    };
+  }
+
   /** Pushes every caller's next slot at least `ms` into the future. */
   async penalize(ms: number): Promise<void> {
     await this.options.redis.eval(penalizeScript, 1, this.options.key, Math.round(ms * 1000));

@@ -49,6 +49,8 @@ export interface DeletePurchaseInfoInput {
 export interface PurchaseListInput {
   openId: string;
   serviceId: string;
+  /** Test mode (the platform answers remain_service_times 1). Default false. */
+  isTestEnv?: boolean;
 }
 
 export interface DecrUserRemainTimesBody {
@@ -78,10 +80,14 @@ export interface DeletePurchaseInfoBody {
   service_mode_id: string;
 }
 
-/** The query of GET purchase list: `serviceId` is the spelling the reference SDK sends. */
+/**
+ * The query of GET purchase list, spelled as the official SDK does (the seed's Go SDK
+ * sent a camelCase `serviceId`, which the platform does not read).
+ */
 export interface PurchaseListQuery {
-  serviceId: string;
   open_id: string;
+  service_id: string;
+  is_test_env: 'true' | 'false';
 }
 
 const id = (name: string) =>
@@ -176,8 +182,16 @@ export const deletePurchaseInfoRequest: z.ZodType<DeletePurchaseInfoBody, Delete
   }));
 
 export const purchaseListRequest: z.ZodType<PurchaseListQuery, PurchaseListInput> = z
-  .object({ openId: id('open_id'), serviceId: id('service_id') })
-  .transform((v) => ({ serviceId: v.serviceId, open_id: v.openId }));
+  .object({
+    openId: id('open_id'),
+    serviceId: id('service_id'),
+    isTestEnv: z.boolean({ error: 'is_test_env must be a boolean' }).optional(),
+  })
+  .transform((v) => ({
+    open_id: v.openId,
+    service_id: v.serviceId,
+    is_test_env: v.isTestEnv ? ('true' as const) : ('false' as const),
+  }));
 
 /** One message per problem, naming the wire field. */
 export function problemsOf(error: z.ZodError): string[] {

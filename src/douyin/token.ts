@@ -3,7 +3,8 @@
 // one fetch is in flight per deployment: a Redis lock (SET NX PX, released by
 // compare-and-delete) across processes, one shared promise within a process.
 // Processes that lose the lock keep using a still-valid token, or poll Redis for
-// the one the lock holder is fetching.
+// the one the lock holder is fetching. A token the platform refuses is replaced;
+// a replacement refused before the platform ever accepted it is not (see invalidate).
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -59,6 +60,8 @@ export interface CachedToken {
   fetchedAt?: number;
   /** Fetched to replace a token the platform refused. */
   afterRefusal?: boolean;
+  /** The platform accepted it at least once (recorded for replacements only). */
+  accepted?: boolean;
 }
 
 // Deletes KEYS[1] only if it still holds ARGV[1]: never releases someone else's lock.
@@ -68,13 +71,15 @@ return 0`;
 
 // Deletes the cached token only if it is still the one the platform refused, and
 // marks the next fetch as a replacement (KEYS[2]). Returns -1 instead when the
-// refused token is itself a replacement fetched less than ARGV[3] ms ago: the
-// platform refuses fresh tokens, so fetching yet another one would not help.
+// refused token is itself a replacement fetched less than ARGV[3] ms ago that the
+// platform never accepted: it refuses fresh tokens, so fetching yet another one
+// would not help. (One it accepted and then refused died: rotated out by a newer
+// token another process fetched, say. That one is replaced.)
 const INVALIDATE_TOKEN = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local ok, t = pcall(cjson.decode, v)
-if ok and type(t) == 'table' and t.token == ARGV[1] and t.afterRefusal == true
+if ok and type(t) == 'table' and t.token == ARGV[1] and t.afterRefusal == true and t.accepted ~= true
    and tonumber(ARGV[2]) - (tonumber(t.fetchedAt) or 0) < tonumber(ARGV[3]) then
   return -1
 end
@@ -85,11 +90,28 @@ if (not ok) or type(t) ~= 'table' or t.token == ARGV[1] then
 end
 return 0`;
 
+// Sets accepted on the cached entry if it still holds ARGV[1] and is a replacement
+// (the only entries invalidate looks at), keeping its TTL.
+// (PTTL + SET PX rather than KEEPTTL: Redis before 6.0 has none.)
+const MARK_ACCEPTED = `
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, t = pcall(cjson.decode, v)
+if (not ok) or type(t) ~= 'table' or t.token ~= ARGV[1] or t.afterRefusal ~= true
+   or t.accepted == true then return 0 end
+t.accepted = true
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('SET', KEYS[1], cjson.encode(t), 'PX', ttl)
+else redis.call('SET', KEYS[1], cjson.encode(t)) end
+return 1`;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class TokenProvider {
   private inflight: Promise<string> | undefined;
   private memo: { entry: CachedToken; until: number } | undefined;
+  /** The last token this process reported accepted (markAccepted runs once per token). */
+  private acceptedToken: string | undefined;
   private closed = false;
   private readonly marginMs: number;
   private readonly lockTtlMs: number;
@@ -130,8 +152,9 @@ export class TokenProvider {
    * Forgets the cached token if it is still `token` (the platform called it wrong or
    * expired), so that the next getToken fetches a new one. Returns false, forgetting
    * nothing, when `token` was itself fetched to replace a refused token less than
-   * `refusedGuardMs` ago: "refresh once, then treat as permanent", for the whole
-   * deployment, instead of one token fetch per call while the platform refuses them.
+   * `refusedGuardMs` ago and never accepted (markAccepted): "refresh once, then treat
+   * as permanent", for the whole deployment, instead of one token fetch per call
+   * while the platform refuses them.
    */
   async invalidate(token: string): Promise<boolean> {
     const guardMs = this.o.refusedGuardMs ?? 60_000;
@@ -149,6 +172,21 @@ export class TokenProvider {
     if (r === -1) return false;
     if (this.memo?.entry.token === token) this.memo = undefined;
     return true;
+  }
+
+  /**
+   * The platform accepted `token`: recorded in the shared entry when it replaces a
+   * refused token (the one case invalidate() looks at), so that its later refusal
+   * is taken for a token that died, and it is replaced again. One Redis call per
+   * new token and process, whichever way the process got the token (its own fetch,
+   * another process's, its memo).
+   */
+  async markAccepted(token: string): Promise<void> {
+    if (this.acceptedToken === token) return;
+    this.acceptedToken = token;
+    await this.o.redis.eval(MARK_ACCEPTED, 1, this.o.cacheKey, token).catch((err: unknown) => {
+      this.o.logger?.warn({ err: (err as Error).message }, 'could not record the douyin token as accepted');
+    });
   }
 
   private refusedKey(): string {
@@ -285,6 +323,7 @@ export function parseCached(raw: string | null | undefined, now = Date.now()): C
       expiresAt: c.expiresAt,
       fetchedAt: typeof c.fetchedAt === 'number' ? c.fetchedAt : undefined,
       ...(c.afterRefusal === true ? { afterRefusal: true } : {}),
+      ...(c.accepted === true ? { accepted: true } : {}),
     };
   } catch {
     return undefined;

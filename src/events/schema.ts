@@ -1,5 +1,6 @@
 // The usage event: one zod schema shared by every way in (SDK, NDJSON import, HTTP).
 import { z } from 'zod';
+import { escapeUnstorable, isStorableText } from './text.js';
 
 /** Limits of an event, documented in the README ("The usage event"). */
 export const EVENT_LIMITS = {
@@ -48,10 +49,15 @@ const occurredAt = z
     return new Date(ms).toISOString();
   });
 
+// Free text must be storable by PostgreSQL (see text.ts): one such string would
+// otherwise make the ledger refuse every event of its job.
+const storable = (what: string) =>
+  z.string().refine(isStorableText, `${what} must not contain U+0000 or an unpaired surrogate`);
+
 const attributes = z
   .record(
-    z.string().min(1).max(64),
-    z.union([z.string().max(256), z.number(), z.boolean(), z.null()], {
+    storable('attribute keys').min(1).max(64),
+    z.union([storable('attribute values').max(256), z.number(), z.boolean(), z.null()], {
       error: 'attribute values must be strings (≤256), numbers, booleans or null',
     }),
   )
@@ -88,10 +94,14 @@ export type EventValidation = { ok: true; event: UsageEvent } | { ok: false; err
 export function validateEvent(raw: unknown): EventValidation {
   const r = usageEventSchema.safeParse(raw);
   if (r.success) return { ok: true, event: r.data };
-  return {
-    ok: false,
-    errors: r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)),
-  };
+  return { ok: false, errors: r.error.issues.flatMap((i) => describeIssue(i)) };
+}
+
+/** "path: message", escaped (a reason may quote a bad key); a bad attribute key gets its own reasons. */
+function describeIssue(i: z.core.$ZodIssue): string[] {
+  const path = i.path.map(String).join('.');
+  const messages = i.code === 'invalid_key' ? i.issues.map((k) => k.message) : [i.message];
+  return messages.map((m) => escapeUnstorable(path ? `${path}: ${m}` : m));
 }
 
 /** The batching key of an event, as a string (used for logs and grouping in memory). */

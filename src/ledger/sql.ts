@@ -87,31 +87,34 @@ export interface BatchRow {
   parentId: bigint | null;
   attempts: number;
   deadlineAt: Date;
+  /** When its out_trade_no was first sent (null before that): the idempotency window's start. */
+  firstAttemptAt: Date | null;
   openId: string;
   serviceId: string;
   serviceModeId: string;
   isTestEnv: boolean;
 }
 
-const BATCH_COLUMNS = `b.id, b.key_id AS "keyId", b.out_trade_no AS "outTradeNo", b.count,
+export const BATCH_COLUMNS = `b.id, b.key_id AS "keyId", b.out_trade_no AS "outTradeNo", b.count,
   b.event_count AS "eventCount", b.parent_id AS "parentId", b.attempts, b.deadline_at AS "deadlineAt",
+  b.first_attempt_at AS "firstAttemptAt",
   k.open_id AS "openId", k.service_id AS "serviceId", k.service_mode_id AS "serviceModeId",
   k.is_test_env AS "isTestEnv"`;
 
-/**
- * What a key has to charge, in one round trip: its newest open batch, if any, and
- * whether it has events in no batch yet (pending_event).
- */
-export async function keyWork(db: Sql, keyId: number): Promise<{ batch?: BatchRow; pending: boolean }> {
-  const rows = await db.$queryRaw<(BatchRow & { pending: boolean })[]>`
-    SELECT o.*, EXISTS (SELECT 1 FROM pending_event WHERE key_id = ${keyId}) AS pending
-    FROM (SELECT 1) one LEFT JOIN LATERAL (
-      SELECT ${Prisma.raw(BATCH_COLUMNS)}
-      FROM charge_batch b JOIN meter_key k ON k.id = b.key_id
-      WHERE b.key_id = ${keyId} AND b.status = 'open'
-      ORDER BY b.id DESC LIMIT 1) o ON true`;
-  const { pending, ...batch } = rows[0]!;
-  return batch.id === null ? { pending } : { batch, pending };
+/** Whether the key has events in no batch yet. */
+export async function keyHasPendingEvents(db: Sql, keyId: number): Promise<boolean> {
+  const rows = await db.$queryRaw<{ pending: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM pending_event WHERE key_id = ${keyId}) AS pending`;
+  return rows[0]!.pending;
+}
+
+/** The batch, if it is open. */
+export async function openBatchById(db: Sql, id: bigint): Promise<BatchRow | undefined> {
+  const rows = await db.$queryRaw<BatchRow[]>`
+    SELECT ${Prisma.raw(BATCH_COLUMNS)}
+    FROM charge_batch b JOIN meter_key k ON k.id = b.key_id
+    WHERE b.id = ${id} AND b.status = 'open'`;
+  return rows[0];
 }
 
 /** The key's newest open batch (a derived partial batch is newer than its parent). */
@@ -127,7 +130,9 @@ export async function openBatchOfKey(db: Sql, keyId: number): Promise<BatchRow |
 /**
  * Closes the key's next batch: takes its pending events in arrival order, up to
  * maxEvents and maxCount (the first event is always taken), and stores the batch
- * with its out_trade_no and exact count BEFORE any call is made. Returns the new
+ * with its out_trade_no and exact count BEFORE any call is made. Its first attempt
+ * is stamped now: the charger sends a batch right after forming it, and an early
+ * stamp only starts the idempotency-window clock sooner (the safe side). Returns the new
  * batch, or undefined when the key had no pending event.
  *
  * The batch's count and event_count are summed from the rows this statement
@@ -156,9 +161,10 @@ export async function formBatch(
       FROM taken t WHERE e.seq = t.seq
       RETURNING e.seq, e.count
     ), batch AS (
-      INSERT INTO charge_batch (id, key_id, out_trade_no, count, event_count, first_seq, last_seq, deadline_at)
+      INSERT INTO charge_batch (id, key_id, out_trade_no, count, event_count, first_seq, last_seq, deadline_at,
+                                first_attempt_at)
       SELECT (SELECT id FROM new_batch), ${p.keyId}, ${p.outTradeNo}, sum(count), count(*), min(seq), max(seq),
-             now() + make_interval(secs => ${p.deadlineSec})
+             now() + make_interval(secs => ${p.deadlineSec}), now()
       FROM moved HAVING count(*) > 0
       RETURNING *
     )
@@ -182,13 +188,24 @@ export interface AttemptRecord {
   workerId: string;
 }
 
-/** Records an attempt that did not settle the batch (it stays open for a retry). */
-export async function recordFailedAttempt(db: Sql, a: AttemptRecord): Promise<void> {
-  await db.$executeRaw`
+/**
+ * Records an attempt that does not settle the batch: a failed one (the batch stays
+ * open for a retry), or with `anyStatus` one that came too late to apply (kept in the
+ * history all the same). False if the batch is not open and `anyStatus` is not set.
+ */
+export async function recordAttempt(
+  db: Sql,
+  a: AttemptRecord,
+  o: { anyStatus?: boolean } = {},
+): Promise<boolean> {
+  const n = await db.$executeRaw`
     WITH b AS (
-      UPDATE charge_batch SET attempts = attempts + 1, last_error_kind = ${a.errorKind},
-             last_error_code = ${a.errorCode}, last_error = ${a.description}, updated_at = now()
-      WHERE id = ${a.batchId}
+      UPDATE charge_batch SET attempts = attempts + 1,
+             last_error_kind = COALESCE(${a.errorKind}, last_error_kind),
+             last_error_code = CASE WHEN ${a.outcome} = 'error' THEN ${a.errorCode}::int ELSE last_error_code END,
+             last_error = CASE WHEN ${a.outcome} = 'error' THEN ${a.description} ELSE last_error END,
+             updated_at = now()
+      WHERE id = ${a.batchId} AND (status = 'open' OR ${o.anyStatus === true})
       RETURNING attempts
     )
     INSERT INTO call_attempt (batch_id, attempt_no, out_trade_no, count, started_at, duration_ms, http_status,
@@ -196,6 +213,7 @@ export async function recordFailedAttempt(db: Sql, a: AttemptRecord): Promise<vo
     SELECT ${a.batchId}, b.attempts, ${a.outTradeNo}, ${a.count}, ${a.startedAt}, ${a.durationMs}, ${a.httpStatus},
            ${a.errorCode}, ${a.subErrorCode}, ${a.description}, ${a.logid}, ${a.outcome}, ${a.errorKind}, ${a.workerId}
     FROM b`;
+  return n > 0;
 }
 
 /** The final outcome of a batch, with its attempt, in one statement. */
@@ -209,6 +227,8 @@ export async function settleBatch(
   a: AttemptRecord | null,
   batchId: bigint,
   s: Settlement,
+  /** The statuses it may settle from; a late success also settles a dead or insufficient batch. */
+  from: ('open' | 'dead' | 'insufficient')[] = ['open'],
 ): Promise<boolean> {
   const deadReason = s.status === 'dead' ? s.reason : null;
   const eventStatus = s.status; // the batch's events take the batch's final status
@@ -221,7 +241,7 @@ export async function settleBatch(
              last_error_code = COALESCE(${a?.outcome === 'error' ? a.errorCode : null}::int, last_error_code),
              last_error = COALESCE(${a?.description ?? null}, last_error),
              dead_reason = ${deadReason}, updated_at = now(), finished_at = now()
-      WHERE id = ${batchId} AND status = 'open'
+      WHERE id = ${batchId} AND status::text = ANY(${from}::text[])
       RETURNING id, attempts, key_id, first_seq, last_seq
     ), att AS (
       INSERT INTO call_attempt (batch_id, attempt_no, out_trade_no, count, started_at, duration_ms, http_status,
@@ -242,14 +262,15 @@ export async function settleBatch(
 /**
  * Partial policy, final step: the parent batch was charged `charged` of its count
  * (through derived batches); its events are marked charged in arrival order while
- * they fit, the rest overage.
+ * they fit, the rest overage. A parent that went dead with its derived batch becomes
+ * partial too when that batch turns out to have been deducted.
  */
 export async function settlePartialParent(db: Sql, parentId: bigint, charged: number): Promise<boolean> {
   const rows = await db.$queryRaw<{ id: bigint }[]>`
     WITH b AS (
       UPDATE charge_batch SET status = 'partial', charged_count = ${charged}, overage_count = count - ${charged},
-             updated_at = now(), finished_at = now()
-      WHERE id = ${parentId} AND status = 'open'
+             dead_reason = NULL, updated_at = now(), finished_at = now()
+      WHERE id = ${parentId} AND status IN ('open', 'dead')
       RETURNING id
     ), ranked AS (
       SELECT u.seq, sum(u.count) OVER (ORDER BY u.seq) AS running
@@ -265,11 +286,21 @@ export async function settlePartialParent(db: Sql, parentId: bigint, charged: nu
 }
 
 /** Creates (or finds, after a crash) the derived batch n of a parent for the partial policy. */
-export async function createDerivedBatch(db: Sql, parent: BatchRow, n: number, count: number): Promise<void> {
+export async function createDerivedBatch(
+  db: Sql,
+  parent: BatchRow,
+  n: number,
+  count: number,
+): Promise<boolean> {
   await db.$executeRaw`
     INSERT INTO charge_batch (key_id, out_trade_no, count, event_count, parent_id, deadline_at)
-    VALUES (${parent.keyId}, ${`${parent.outTradeNo}-p${n}`}, ${count}, 0, ${parent.id}, ${parent.deadlineAt})
+    SELECT ${parent.keyId}, ${`${parent.outTradeNo}-p${n}`}, ${count}, 0, ${parent.id}, ${parent.deadlineAt}
+    FROM charge_batch p WHERE p.id = ${parent.id} AND p.status = 'open'
     ON CONFLICT (out_trade_no) DO NOTHING`;
+  const rows = await db.$queryRaw<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM charge_batch
+    WHERE out_trade_no = ${`${parent.outTradeNo}-p${n}`} AND parent_id = ${parent.id} AND status = 'open'`;
+  return rows[0]!.n > 0;
 }
 
 /** Number of derived batches a parent already has (their out_trade_no suffixes are 1..n). */
@@ -297,8 +328,8 @@ export async function keysNeedingCharge(db: Sql, olderThanMs: number, limit: num
 /**
  * Events by status, without reading the event table: pending ones are counted in
  * pending_event, the others through their batch (a batch's events share its status;
- * an open batch's are 'batched'). Only a partial batch's events differ (charged or
- * overage), and those few are counted one by one. The state transitions each
+ * an open batch's are 'batched'; a voided batch's went back to pending). Only a
+ * partial batch's events differ (charged or overage), and those few are counted one by one. The state transitions each
  * change a batch and its events in one statement, so the two always agree.
  */
 export async function eventsByStatus(db: Sql): Promise<Record<string, number>> {
@@ -307,7 +338,7 @@ export async function eventsByStatus(db: Sql): Promise<Record<string, number>> {
       SELECT 'pending' AS status, count(*) AS n FROM pending_event
       UNION ALL
       SELECT CASE WHEN status = 'open' THEN 'batched' ELSE status::text END, sum(event_count)
-      FROM charge_batch WHERE status <> 'partial' AND event_count > 0 GROUP BY 1
+      FROM charge_batch WHERE status NOT IN ('partial', 'voided') AND event_count > 0 GROUP BY 1
       UNION ALL
       SELECT u.status::text, count(*)
       FROM charge_batch b JOIN usage_event u

@@ -1,102 +1,142 @@
 // Charges one batching key: makes (at most) one DecrUserRemainTimes call per run
 // for the key's open batch, or for a new batch formed from its pending events.
 //
-// Exactly-once rests on three rules:
-// 1. A batch's out_trade_no and count are stored before its first call, and every
-//    retry, crash recovery and replay sends exactly those (Douyin deduplicates).
+// Exactly-once rests on four rules:
+// 1. A batch's out_trade_no and count are stored durably before its first call,
+//    and every retry, crash recovery and replay sends exactly those (Douyin
+//    deduplicates), never once 90% of Douyin's idempotency window has passed.
 // 2. An event joins a batch in the same statement that creates the batch, and only
-//    from 'pending', so no event is in two batches.
-// 3. Only one charge job per key runs at a time (BullMQ deduplication + job lock),
-//    and a key's open batch is always finished before a new one is formed.
+//    from the pending queue, so no event is in two batches.
+// 3. One run per key: BullMQ's deduplication and job lock, and behind them a lease
+//    with a fencing token in PostgreSQL that every send and settlement shows, so a
+//    run that lost its job lock cannot act on a key another run took over.
+// 4. A key's open batch is always finished before a new one is formed.
+//
+// What each answer means is decided by the pure functions of decide.ts; this file
+// does the I/O around them and applies each decision with one ledger call.
 import { DouyinError, type ErrorKind } from '../douyin/errors.js';
-import { sleep } from '../douyin/rate-limiter.js';
+import type { Slot } from '../douyin/rate-limiter.js';
+import { type Applied, applyDecision, type LedgerStep } from '../ledger/apply-decision.js';
+import { claimBatchForSend, formLeasedBatch } from '../ledger/claim-batch.js';
+import { type KeyLease, releaseKeyLease, renewKeyLease, takeKeyLease } from '../ledger/key-lease.js';
 import {
   type AttemptRecord,
   type BatchRow,
-  createDerivedBatch,
   derivedBatchCount,
-  formBatch,
-  keyWork,
+  openBatchById,
   openBatchOfKey,
-  recordFailedAttempt,
-  settleBatch,
-  settlePartialParent,
 } from '../ledger/sql.js';
-import { batchesTotal, rateLimitedTotal } from '../metrics.js';
-import { RetryableChargeError } from './errors.js';
+import { batchesTotal, rateLimitedTotal, straySuccessTotal } from '../metrics.js';
+import {
+  type Answer,
+  type ChargePolicy,
+  decideAfterCall,
+  decideBeforeSend,
+  decidePartial,
+  MAX_DERIVED,
+} from './decide.js';
+import { LeaseBusyError, LeaseLostError, RetryableChargeError } from './errors.js';
 import type { ChargerOptions } from './interfaces.js';
 import { newOutTradeNo } from './out-trade-no.js';
-
-/** How many derived batches the partial policy tries before giving up on a parent. */
-const MAX_DERIVED = 3;
-
-/**
- * A call sent later than this after its rate-limiter slot takes a new slot: a
- * late call bunched with the next ones would exceed the platform's window.
- */
-const MAX_SLOT_SKEW_MS = 20;
 
 /** How long before its call's slot a batch is formed (forming takes a query). */
 const FORM_LEAD_MS = 150;
 
-export type ChargeOutcome = 'idle' | 'charged' | 'partial' | 'insufficient' | 'dead';
+export type ChargeOutcome =
+  | 'idle'
+  | 'charged'
+  | 'partial'
+  | 'insufficient'
+  | 'dead'
+  /** This run lost its lease or its batch changed under it: it stopped without acting. */
+  | 'stale';
+
+/** A lease that would run out within this of a call's timeout is renewed before the call leaves. */
+const LEASE_MARGIN_MS = 500;
+
+/** One run's hold on its key: the lease and when it was last renewed (performance.now()). */
+interface Run {
+  lease: KeyLease;
+  renewedAt: number;
+}
 
 export class Charger {
-  constructor(private readonly o: ChargerOptions) {}
+  private readonly policy: ChargePolicy;
 
-  /** One run for a key. Throws RetryableChargeError when the call should be retried later. */
+  constructor(private readonly o: ChargerOptions) {
+    this.policy = { insufficient: o.insufficientPolicy, idempotencyWindowSec: o.idempotencyWindowSec };
+  }
+
+  /** One run for a key. Throws RetryableChargeError when the run should be retried later. */
   async chargeKey(keyId: number, signal?: AbortSignal): Promise<ChargeOutcome> {
     const { db } = this.o;
-    const work = await keyWork(db, keyId);
-    if (!work.batch && !work.pending) return 'idle';
-    // The batch is formed just before the call's slot (FORM_LEAD_MS), not before the
-    // wait, so it takes in everything that arrived while the key waited its turn.
-    const slotAt = await this.waitForSlot(signal, FORM_LEAD_MS);
-    const batch =
-      work.batch ??
-      (await formBatch(db, {
-        keyId,
-        outTradeNo: newOutTradeNo(),
-        maxEvents: this.o.maxEvents,
-        maxCount: this.o.maxCount,
-        deadlineSec: this.o.deadlineSec,
-      }));
-    if (!batch) return 'idle'; // the slot goes unused; slots are never handed back
-    return this.send(batch, await this.untilSlot(slotAt, signal), signal);
+    const t = performance.now();
+    const work = await takeKeyLease(db, keyId, this.o.workerId, this.o.leaseMs);
+    if (work.kind === 'busy') throw new LeaseBusyError(keyId);
+    const run: Run = { lease: work.lease, renewedAt: t };
+    try {
+      if (!work.batch && !work.pending) return 'idle';
+      // The batch is formed (or claimed) just before the call's slot (FORM_LEAD_MS), not
+      // before the wait, so it takes in everything that arrived while the key waited
+      // its turn, and the query does not make the call late.
+      const slot = await this.o.limiter.acquire(signal, FORM_LEAD_MS);
+      const batch = work.batch ? await this.claim(run, work.batch) : await this.form(run);
+      if (batch === 'idle' || batch === 'stale') return batch;
+      return await this.send(run, batch, slot, signal);
+    } finally {
+      await releaseKeyLease(db, run.lease).catch(() => {}); // else it expires by itself
+    }
   }
 
-  /**
-   * Sleeps until the slot, and returns the check the client runs right before it
-   * sends (after the token is in hand): a call sent well after its slot would bunch
-   * with the calls slotted after it, so a late one waits for a fresh slot first.
-   */
-  private async untilSlot(slotAt: number, signal?: AbortSignal): Promise<() => Promise<void>> {
-    const early = slotAt - performance.now();
-    if (early > 0) await sleep(early, signal);
-    let at = slotAt;
-    return async () => {
-      for (let tries = 0; tries < 3 && performance.now() - at > MAX_SLOT_SKEW_MS; tries++) {
-        at = await this.waitForSlot(signal);
+  /** Forms the key's next batch; its first attempt is stamped as it is formed. */
+  private async form(run: Run): Promise<BatchRow | 'idle' | 'stale'> {
+    const t = performance.now();
+    const formed = await formLeasedBatch(this.o.db, run.lease, {
+      outTradeNo: newOutTradeNo(),
+      maxEvents: this.o.maxEvents,
+      maxCount: this.o.maxCount,
+      deadlineSec: this.o.deadlineSec,
+    });
+    if (formed.kind === 'lease_lost') return 'stale';
+    run.renewedAt = t;
+    return formed.batch ?? 'idle'; // the slot goes unused; slots are never handed back
+  }
+
+  /** The last check before an existing batch is sent again; stamps its first attempt. */
+  private async claim(run: Run, batch: BatchRow): Promise<BatchRow | 'stale'> {
+    const t = performance.now();
+    const claim = await claimBatchForSend(this.o.db, run.lease, batch.id);
+    if (claim.kind !== 'claimed') return this.stale(batch, claim.kind);
+    run.renewedAt = t;
+    return { ...batch, firstAttemptAt: claim.firstAttemptAt };
+  }
+
+  private async send(run: Run, batch: BatchRow, slot: Slot, signal?: AbortSignal): Promise<ChargeOutcome> {
+    const facts = batchFacts(batch);
+    const pre = decideBeforeSend(facts, new Date(), this.policy);
+    if (pre.kind === 'dead') return this.dead(run, batch, null, `${pre.code}: ${pre.reason}`);
+    const onTime = await this.o.limiter.until(slot, signal);
+    let leaseLost = false;
+    // Right before the request leaves (again after a token refresh): on time for the
+    // rate limit, and with enough lease left that no other run can take the key
+    // over while this call is out.
+    const beforeSend = async (s?: AbortSignal) => {
+      await onTime(s);
+      const callTimeoutMs = this.o.callTimeoutMs ?? 10_000;
+      if (performance.now() + callTimeoutMs + LEASE_MARGIN_MS > run.renewedAt + run.lease.leaseMs) {
+        const t = performance.now();
+        if (!(await renewKeyLease(this.o.db, run.lease))) {
+          leaseLost = true;
+          throw new LeaseLostError(run.lease.keyId);
+        }
+        run.renewedAt = t;
       }
     };
-  }
 
-  /** Waits for a deployment-wide call slot; returns when the slot is (performance.now() clock). */
-  private async waitForSlot(signal?: AbortSignal, leadMs = 0): Promise<number> {
-    return (await this.o.limiter.acquire(signal, leadMs)).at;
-  }
-
-  private async send(
-    batch: BatchRow,
-    beforeSend: () => Promise<void>,
-    signal?: AbortSignal,
-  ): Promise<ChargeOutcome> {
-    const { db, logger } = this.o;
-    if (batch.deadlineAt.getTime() < Date.now()) {
-      return this.dead(batch, null, `deadline passed after ${batch.attempts} attempt(s)`);
-    }
     const startedAt = new Date();
     const t0 = performance.now();
+    let answer: Answer;
+    let attempt: AttemptRecord;
     try {
       const res = await this.o.api.decrUserRemainTimes(
         {
@@ -109,26 +149,17 @@ export class Charger {
         },
         { signal, beforeSend },
       );
-      const attempt = this.attempt(batch, startedAt, t0, {
+      answer = { ok: true };
+      attempt = this.attempt(batch, startedAt, t0, {
         httpStatus: res.httpStatus,
         logid: res.logid,
         description: res.description || null,
       });
-      if (batch.parentId !== null) {
-        // A derived (partial) batch: it and its parent settle together.
-        await db.$transaction(async (tx) => {
-          await settleBatch(tx, attempt, batch.id, { status: 'charged' });
-          await settlePartialParent(tx, batch.parentId!, batch.count);
-        });
-        batchesTotal.inc({ outcome: 'partial' });
-        return 'partial';
-      }
-      await settleBatch(db, attempt, batch.id, { status: 'charged' });
-      batchesTotal.inc({ outcome: 'charged' });
-      return 'charged';
     } catch (err) {
+      if (leaseLost) return this.stale(batch, 'lease_lost'); // nothing was sent
       if (!(err instanceof DouyinError)) throw err; // a bug or the database: BullMQ retries the run
-      const attempt = this.attempt(batch, startedAt, t0, {
+      answer = { ok: false, kind: err.kind, retryable: err.retryable, detail: describe(err) };
+      attempt = this.attempt(batch, startedAt, t0, {
         httpStatus: err.httpStatus ?? null,
         logid: err.logid ?? null,
         description: err.description,
@@ -136,70 +167,77 @@ export class Charger {
         subErrorCode: err.subErrorCode ?? null,
         errorKind: err.kind,
       });
-      if (err.kind === 'insufficient_balance') return this.insufficient(batch, attempt, signal);
-      if (err.retryable) {
-        if (err.kind === 'rate_limited') {
+    }
+
+    const decision = decideAfterCall(facts, answer, this.policy, new Date());
+    switch (decision.kind) {
+      case 'charged': {
+        if (!(await this.apply(run, batch, attempt, { kind: 'charged' }))) return 'stale';
+        const outcome = batch.parentId === null ? 'charged' : 'partial';
+        batchesTotal.inc({ outcome });
+        return outcome;
+      }
+      case 'retry': {
+        if (decision.rateLimited) {
           rateLimitedTotal.inc();
           await this.o.limiter.penalize(this.o.rateLimitPenaltyMs ?? 1_000);
         }
-        if (batch.deadlineAt.getTime() < Date.now()) {
-          return this.dead(batch, attempt, `deadline passed; last error ${describe(err)}`);
-        }
-        await recordFailedAttempt(db, attempt);
-        logger.debug(
-          { batchId: String(batch.id), kind: err.kind, logid: err.logid },
+        if (!(await this.apply(run, batch, attempt, { kind: 'record_attempt' }))) return 'stale';
+        this.o.logger.debug(
+          { batchId: String(batch.id), kind: attempt.errorKind, logid: attempt.logid },
           'charge call failed; will retry',
         );
-        throw new RetryableChargeError(err.kind, describe(err));
+        throw new RetryableChargeError(answer.ok ? 'transient' : answer.kind, answer.ok ? '' : answer.detail);
       }
-      return this.dead(batch, attempt, `permanent error ${describe(err)}`);
+      case 'dead':
+        return this.dead(run, batch, attempt, `${decision.code}: ${decision.reason}`);
+      case 'insufficient':
+        if (!(await this.apply(run, batch, attempt, { kind: 'insufficient' }))) return 'stale';
+        batchesTotal.inc({ outcome: 'insufficient' });
+        return 'insufficient';
+      case 'derived_refused': {
+        // Not deducted; the parent decides again with what the user has now.
+        if (!(await this.apply(run, batch, attempt, { kind: 'insufficient' }))) return 'stale';
+        const parent = await openBatchById(this.o.db, batch.parentId!);
+        if (!parent) return this.stale(batch, 'parent_not_open');
+        return this.partial(run, parent, signal);
+      }
+      case 'check_remaining':
+        if (!(await this.apply(run, batch, attempt, { kind: 'record_attempt' }))) return 'stale';
+        return this.partial(run, batch, signal);
     }
   }
 
-  private async insufficient(
-    batch: BatchRow,
-    attempt: AttemptRecord,
-    signal?: AbortSignal,
-  ): Promise<ChargeOutcome> {
-    const { db } = this.o;
-    if (batch.parentId === null && this.o.insufficientPolicy === 'reject') {
-      await settleBatch(db, attempt, batch.id, { status: 'insufficient' });
-      batchesTotal.inc({ outcome: 'insufficient' });
-      return 'insufficient';
-    }
-    // Partial policy. A derived batch that was itself refused is closed; the parent tries again.
-    let parent = batch;
-    if (batch.parentId !== null) {
-      await settleBatch(db, attempt, batch.id, { status: 'insufficient' });
-      const p = await openBatchOfKey(db, batch.keyId);
-      if (!p || p.id !== batch.parentId) return 'idle';
-      parent = p;
-    } else {
-      await recordFailedAttempt(db, attempt);
-    }
-    const n = await derivedBatchCount(db, parent.id);
+  /** Partial policy, after the parent was refused: deduct what the user has left, under a derived batch. */
+  private async partial(run: Run, parent: BatchRow, signal?: AbortSignal): Promise<ChargeOutcome> {
+    const n = await derivedBatchCount(this.o.db, parent.id);
     const remaining = n >= MAX_DERIVED ? 0 : await this.remainingTimes(parent, signal);
-    if (remaining >= parent.count) {
+    const step = decidePartial(parent.count, remaining, n);
+    if (step.kind === 'retry_full') {
       // The balance was topped up meanwhile: send the parent again, same out_trade_no.
       throw new RetryableChargeError('transient', 'balance now sufficient; retrying the full batch');
     }
-    if (remaining <= 0) {
-      await settlePartialParent(db, parent.id, 0);
+    if (step.kind === 'overage') {
+      if (!(await this.apply(run, parent, null, { kind: 'overage' }))) return 'stale';
       batchesTotal.inc({ outcome: 'partial' });
       return 'partial';
     }
-    // Deduct what is left under a derived out_trade_no (different count, so a new id).
-    await createDerivedBatch(db, parent, n + 1, remaining);
-    const derived = await openBatchOfKey(db, parent.keyId);
-    if (!derived || derived.parentId !== parent.id) return 'idle';
-    return this.send(derived, await this.untilSlot(await this.waitForSlot(signal), signal), signal);
+    // A different count needs a new out_trade_no: the derived batch's own.
+    if (!(await this.apply(run, parent, null, { kind: 'derive', n: n + 1, count: step.count })))
+      return 'stale';
+    const derived = await openBatchOfKey(this.o.db, parent.keyId);
+    if (!derived || derived.parentId !== parent.id) return this.stale(parent, 'derived_not_found');
+    const slot = await this.o.limiter.acquire(signal, FORM_LEAD_MS);
+    const claimed = await this.claim(run, derived);
+    if (claimed === 'stale') return claimed;
+    return this.send(run, claimed, slot, signal);
   }
 
   private async remainingTimes(batch: BatchRow, signal?: AbortSignal): Promise<number> {
-    const beforeSend = await this.untilSlot(await this.waitForSlot(signal), signal);
+    const beforeSend = await this.o.limiter.until(await this.o.limiter.acquire(signal), signal);
     try {
       const res = await this.o.api.getUserServicePurchaseList(
-        { openId: batch.openId, serviceId: batch.serviceId },
+        { openId: batch.openId, serviceId: batch.serviceId, isTestEnv: batch.isTestEnv },
         { signal, beforeSend },
       );
       return res.purchaseInfoList
@@ -212,14 +250,47 @@ export class Charger {
     }
   }
 
-  private async dead(batch: BatchRow, attempt: AttemptRecord | null, reason: string): Promise<ChargeOutcome> {
-    await settleBatch(this.o.db, attempt, batch.id, { status: 'dead', reason });
+  private async dead(
+    run: Run,
+    batch: BatchRow,
+    attempt: AttemptRecord | null,
+    reason: string,
+  ): Promise<ChargeOutcome> {
+    if (!(await this.apply(run, batch, attempt, { kind: 'dead', reason }))) return 'stale';
     batchesTotal.inc({ outcome: 'dead' });
     this.o.logger.warn(
       { batchId: String(batch.id), outTradeNo: batch.outTradeNo, reason },
-      'batch is dead; replay it with `npm run cli -- batches replay ID`',
+      'batch is dead; see `npm run cli -- batches replay|resolve ID`',
     );
     return 'dead';
+  }
+
+  /** Applies a ledger step; false (and logged) when this run may no longer change the batch. */
+  private async apply(
+    run: Run,
+    batch: BatchRow,
+    attempt: AttemptRecord | null,
+    step: LedgerStep,
+  ): Promise<boolean> {
+    const t = performance.now();
+    const r: Applied = await applyDecision(this.o.db, run.lease, batch, attempt, step);
+    if (r.applied) {
+      run.renewedAt = t;
+      return true;
+    }
+    if (attempt?.outcome === 'success') {
+      straySuccessTotal.inc();
+      this.o.logger.error(
+        { batchId: String(batch.id), outTradeNo: batch.outTradeNo, why: r.why, logid: attempt.logid },
+        'success answer for a batch this run no longer owns; recorded with an alert',
+      );
+    } else this.stale(batch, r.why);
+    return false;
+  }
+
+  private stale(batch: BatchRow, why: string): 'stale' {
+    this.o.logger.warn({ batchId: String(batch.id), why }, 'charge run is stale; it stops here');
+    return 'stale';
   }
 
   private attempt(
@@ -251,6 +322,15 @@ export class Charger {
       workerId: this.o.workerId,
     };
   }
+}
+
+function batchFacts(b: BatchRow) {
+  return {
+    isDerived: b.parentId !== null,
+    count: b.count,
+    deadlineAt: b.deadlineAt,
+    firstAttemptAt: b.firstAttemptAt,
+  };
 }
 
 function describe(err: DouyinError): string {

@@ -10,3 +10,22 @@ export class RetryableChargeError extends Error {
     super(message);
   }
 }
+
+/**
+ * Another run holds the key's lease (it is still running, or died less than a
+ * lease ago): this run does nothing and BullMQ retries it with backoff.
+ */
+export class LeaseBusyError extends RetryableChargeError {
+  override name = 'LeaseBusyError';
+  constructor(readonly keyId: number) {
+    super('transient', `key ${keyId} is leased by another charge run`);
+  }
+}
+
+/** The run's lease ran out and another run took the key over before a call could leave. */
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError';
+  constructor(readonly keyId: number) {
+    super(`the charge run lost its lease on key ${keyId} before sending`);
+  }
+}

@@ -12,7 +12,7 @@ export interface MeterDouyinApi {
     opts?: CallOptions,
   ): Promise<{ logid: string; httpStatus: number; description: string }>;
   getUserServicePurchaseList(
-    input: { openId: string; serviceId: string },
+    input: { openId: string; serviceId: string; isTestEnv?: boolean },
     opts?: CallOptions,
   ): Promise<{ purchaseInfoList: { serviceModeId: string; remainServiceTimes?: number }[] }>;
 }
@@ -33,6 +33,16 @@ export interface ChargerOptions {
   maxCount: number;
   /** Seconds a batch is retried before it goes dead. */
   deadlineSec: number;
+  /** Douyin's idempotency window (DOUYIN_IDEMPOTENCY_WINDOW_SEC): no batch is sent past 90% of it. */
+  idempotencyWindowSec: number;
+  /** How long a run's lease on its key lasts without renewal, ms (METER_STALL_SEC). */
+  leaseMs: number;
+  /**
+   * The longest a Douyin call may take (DOUYIN_TIMEOUT_MS): a call leaves only with at
+   * least this much lease left, so no other run can take the key over while it is out.
+   * Default 10000.
+   */
+  callTimeoutMs?: number;
   /** How far a "too frequent" answer pushes the deployment's next call back, ms. Default 1000. */
   rateLimitPenaltyMs?: number;
 }

@@ -1,9 +1,24 @@
 // Sends dead (or insufficient) batches again with the SAME out_trade_no and
 // count: the batch and its events go back to open/batched with a new deadline,
 // and the key's charge job is scheduled. Used by the CLI and the dashboard.
+//
+// Only what Douyin still deduplicates is replayed: a batch first sent longer ago
+// than 90% of the idempotency window is skipped (an operator resolves it), and
+// the new deadline never reaches past that point. Partial policy: only parents
+// replay; a parent's dead derived batch is reopened with it and sent first, under
+// its own out_trade_no, so the uses deducted for a parent never exceed its count.
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
-import { createQueues, scheduleCharge } from '../queue/queues.js';
+import { durably } from '../ledger/durable.js';
+import {
+  deadParentBatchIds,
+  type LockedBatch,
+  lockFinishedBatch,
+  reopenBatch,
+} from '../ledger/operator-batches.js';
+import type { Sql } from '../ledger/sql.js';
+import { scheduleChargeNow } from '../queue/queues.js';
+import { lastSafeSend, WINDOW_SAFE_FRACTION } from './decide.js';
 
 export interface ReplayDeps {
   db: PrismaClient;
@@ -11,12 +26,17 @@ export interface ReplayDeps {
   prefix: string;
   /** New retry deadline, seconds from now. Default 86400. */
   deadlineSec?: number;
+  /** Douyin's idempotency window (DOUYIN_IDEMPOTENCY_WINDOW_SEC). Default one month. */
+  idempotencyWindowSec?: number;
 }
 
 export interface ReplayResult {
   replayed: string[];
   skipped: { id: string; reason: string }[];
 }
+
+/** Douyin's documented idempotency window: one month. */
+export const DEFAULT_IDEMPOTENCY_WINDOW_SEC = 2_592_000;
 
 const REPLAYABLE = ['dead', 'insufficient'];
 
@@ -26,59 +46,57 @@ export async function replayBatches(
   actor: string,
 ): Promise<ReplayResult> {
   const { db } = deps;
-  const candidates =
-    'id' in target
-      ? await db.chargeBatch.findMany({
-          where: { id: target.id },
-          select: { id: true, status: true, keyId: true, firstSeq: true, lastSeq: true },
-        })
-      : await db.chargeBatch.findMany({
-          where: { status: 'dead' },
-          select: { id: true, status: true, keyId: true, firstSeq: true, lastSeq: true },
-        });
+  const ids = 'id' in target ? [target.id] : await deadParentBatchIds(db);
   const result: ReplayResult = { replayed: [], skipped: [] };
-  if ('id' in target && candidates.length === 0)
-    result.skipped.push({ id: String(target.id), reason: 'no such batch' });
   const keys = new Set<number>();
-  const deadlineAt = new Date(Date.now() + (deps.deadlineSec ?? 86_400) * 1000);
-  for (const b of candidates) {
-    if (!REPLAYABLE.includes(b.status)) {
-      result.skipped.push({
-        id: String(b.id),
-        reason: `status is ${b.status}; only dead or insufficient batches replay`,
-      });
-      continue;
-    }
-    const reopened = await db.$transaction(async (tx) => {
-      const n = await tx.chargeBatch.updateMany({
-        where: { id: b.id, status: { in: ['dead', 'insufficient'] } },
-        data: { status: 'open', deadReason: null, finishedAt: null, deadlineAt, updatedAt: new Date() },
-      });
-      if (n.count === 0) return false;
-      if (b.firstSeq !== null && b.lastSeq !== null) {
-        // The batch's seq range with its key is the index path to its events.
-        await tx.usageEvent.updateMany({
-          where: { keyId: b.keyId, seq: { gte: b.firstSeq, lte: b.lastSeq }, batchId: b.id },
-          data: { status: 'batched' },
-        });
-      }
-      await tx.operatorAudit.create({
-        data: { actor, action: 'batch.replay', target: String(b.id), details: { previousStatus: b.status } },
-      });
-      return true;
-    });
-    if (reopened) {
-      result.replayed.push(String(b.id));
-      keys.add(b.keyId);
-    } else result.skipped.push({ id: String(b.id), reason: 'changed concurrently' });
-  }
-  if (keys.size > 0) {
-    const queues = createQueues(deps.redis, deps.prefix);
-    try {
-      await scheduleCharge(queues.charge, keys, 0);
-    } finally {
-      await queues.close();
+  for (const id of ids) {
+    const outcome = await durably(db, (tx) => replayOne(tx, deps, id, actor));
+    if (typeof outcome === 'string') result.skipped.push({ id: String(id), reason: outcome });
+    else {
+      result.replayed.push(String(id));
+      keys.add(outcome.keyId);
     }
   }
+  await scheduleChargeNow(deps.redis, deps.prefix, keys);
   return result;
+}
+
+/** Reopens one batch; returns it, or the reason it was skipped. */
+async function replayOne(
+  tx: Sql,
+  deps: ReplayDeps,
+  id: bigint,
+  actor: string,
+): Promise<LockedBatch | string> {
+  const b = await lockFinishedBatch(tx, id);
+  if (!b) return 'no such batch';
+  if (b.parentId !== null) {
+    return `derived batch of ${b.parentId} (partial policy): replay the parent, which sends this one first`;
+  }
+  if (!REPLAYABLE.includes(b.status))
+    return `status is ${b.status}; only dead or insufficient batches replay`;
+  if (b.deadDerived.length > 1) {
+    return `${b.deadDerived.length} dead derived batches: resolve it with \`batches resolve\` after checking the user's remaining times`;
+  }
+  const windowSec = deps.idempotencyWindowSec ?? DEFAULT_IDEMPOTENCY_WINDOW_SEC;
+  const now = new Date();
+  const toReopen = [b, ...b.deadDerived];
+  for (const r of toReopen) {
+    if (r.firstAttemptAt && now >= lastSafeSend(r.firstAttemptAt, windowSec)) {
+      return `idempotency_window: batch ${r.id} was first sent ${r.firstAttemptAt.toISOString()}, more than ${
+        WINDOW_SAFE_FRACTION * 100
+      }% of Douyin's ${windowSec} s idempotency window ago; a resend could deduct again. Check the user's remaining times and use \`batches resolve ${b.id} --as charged|uncharged\``;
+    }
+  }
+  for (const r of toReopen) {
+    const wanted = new Date(now.getTime() + (deps.deadlineSec ?? 86_400) * 1000);
+    const safe = r.firstAttemptAt ? lastSafeSend(r.firstAttemptAt, windowSec) : wanted;
+    await reopenBatch(tx, r.id, safe < wanted ? safe : wanted);
+  }
+  await tx.$executeRaw`
+    INSERT INTO operator_audit (actor, action, target, details)
+    VALUES (${actor}, 'batch.replay', ${String(b.id)},
+            jsonb_build_object('previousStatus', ${b.status}::text,
+                               'reopenedDerived', ${b.deadDerived.map((d) => String(d.id))}::text[]))`;
+  return b;
 }

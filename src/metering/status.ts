@@ -11,6 +11,11 @@ export interface MeterStatus {
   batches: Record<string, number>;
   queues: Record<string, Record<string, number>>;
   oldestPendingEventAgeSec: number | null;
+  /** Charging events an operator must look at (charge_alert): success answers for batches no longer open. */
+  chargeAlerts: {
+    total: number;
+    latest: { id: string; at: string; kind: string; batchId: string | null; outTradeNo: string | null }[];
+  };
 }
 
 export async function getMeterStatus(deps: {
@@ -21,18 +26,30 @@ export async function getMeterStatus(deps: {
   const { db } = deps;
   const queues = createQueues(deps.redis, deps.prefix);
   try {
-    const [events, batches, oldest, ev, ch] = await Promise.all([
+    const [events, batches, oldest, ev, ch, alertTotal, alerts] = await Promise.all([
       eventsByStatus(db),
       db.chargeBatch.groupBy({ by: ['status'], _count: { _all: true } }),
       oldestUnchargedEventAgeSec(db, queues.events, deps.redis),
       queues.events.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
       queues.charge.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
+      db.chargeAlert.count(),
+      db.chargeAlert.findMany({ orderBy: { id: 'desc' }, take: 5 }),
     ]);
     return {
       events,
       batches: Object.fromEntries(batches.map((r) => [r.status, r._count._all])),
       queues: { events: ev, charge: ch },
       oldestPendingEventAgeSec: oldest,
+      chargeAlerts: {
+        total: alertTotal,
+        latest: alerts.map((a) => ({
+          id: String(a.id),
+          at: a.at.toISOString(),
+          kind: a.kind,
+          batchId: a.batchId === null ? null : String(a.batchId),
+          outTradeNo: a.outTradeNo,
+        })),
+      },
     };
   } finally {
     await queues.close();

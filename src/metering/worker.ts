@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
 import { createDouyinClientFromConfig, douyinRateLimiter } from '../douyin/index.js';
-import { keyWork } from '../ledger/sql.js';
+import { keyHasPendingEvents } from '../ledger/sql.js';
 import { douyinCallDuration, rateLimitWait } from '../metrics.js';
 import {
   CHARGE_QUEUE,
@@ -62,9 +62,13 @@ export async function startMeterWorker({
   });
   const queues = createQueues(redis, prefix);
 
+  // One limiter per process, shared by the charger and every client it makes: the
+  // limiter alone decides when a call may leave.
+  const limiter = douyinRateLimiter(config, redis, (slot) => rateLimitWait.observe(slot.waitedMs / 1000));
   const api =
     givenApi ??
     createDouyinClientFromConfig(config, redis, {
+      limiter,
       logger,
       onCall: (e: { method: string; durationMs: number; outcome: string; kind?: string }) =>
         douyinCallDuration.observe(
@@ -72,7 +76,7 @@ export async function startMeterWorker({
           e.durationMs / 1000,
         ),
     });
-  const limiter = douyinRateLimiter(config, redis, (slot) => rateLimitWait.observe(slot.waitedMs / 1000));
+  const lockDuration = config.METER_STALL_SEC * 1000;
   const charger = new Charger({
     db,
     api,
@@ -83,14 +87,19 @@ export async function startMeterWorker({
     maxEvents: config.METER_BATCH_MAX_EVENTS,
     maxCount: config.METER_BATCH_MAX_COUNT,
     deadlineSec: config.METER_RETRY_DEADLINE_SEC,
+    idempotencyWindowSec: config.DOUYIN_IDEMPOTENCY_WINDOW_SEC,
+    // A run's lease lasts as long as its BullMQ job lock, so a crashed worker's keys are
+    // taken over about when its jobs are; the run renews it at every step.
+    leaseMs: lockDuration,
+    callTimeoutMs: config.DOUYIN_TIMEOUT_MS,
   });
   const ingest = new IngestProcessor({
     db: ingestDb,
     chargeQueue: queues.charge,
     windowMs: config.METER_BATCH_WINDOW_MS,
+    keyCacheSize: config.METER_KEY_CACHE_SIZE,
   });
 
-  const lockDuration = config.METER_STALL_SEC * 1000;
   const common = {
     connection: connect(),
     prefix,
@@ -114,7 +123,7 @@ export async function startMeterWorker({
       // Events that arrived during this run schedule their key themselves, but the
       // ingest side throttles that to once per window per process: one cheap look
       // here gives a key with work left its next run without waiting for the sweeper.
-      if (outcome !== 'idle' && (await keyWork(db, job.data.keyId)).pending)
+      if (outcome !== 'idle' && (await keyHasPendingEvents(db, job.data.keyId)))
         await scheduleCharge(queues.charge, [job.data.keyId], config.METER_BATCH_WINDOW_MS);
       return outcome;
     },

@@ -113,3 +113,17 @@ export async function scheduleCharge(
   }));
   if (jobs.length > 0) await queue.addBulk(jobs);
 }
+
+/**
+ * Schedules these keys' charge jobs now, from a process that has no queues of its
+ * own open (an operator's replay or resolve, from the CLI or the server).
+ */
+export async function scheduleChargeNow(redis: Redis, prefix: string, keyIds: Set<number>): Promise<void> {
+  if (keyIds.size === 0) return;
+  const queues = createQueues(redis, prefix);
+  try {
+    await scheduleCharge(queues.charge, keyIds, 0);
+  } finally {
+    await queues.close();
+  }
+}

@@ -1,10 +1,12 @@
-// Operator actions: replaying dead batches and the purchase tools. Each writes an
-// operator_audit row with the signed-in operator as actor and a log line naming them.
+// Operator actions: replaying dead batches, resolving them by hand, and the purchase
+// tools. Each writes an operator_audit row with the signed-in operator as actor and
+// a log line naming them. Cross-origin requests never get here (origin.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Prisma, PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { replayBatches } from '../metering/replay.js';
+import { resolveBatches } from '../metering/resolve.js';
 import {
   douyinCallTimeoutMs,
   douyinFailure,
@@ -13,7 +15,14 @@ import {
   type OperatorDouyinApi,
 } from './douyin-api.js';
 import { parseOr400 } from './errors.js';
-import { deletePurchaseBody, emptyBody, idPath, insertPurchaseBody, purchaseListQuery } from './params.js';
+import {
+  deletePurchaseBody,
+  emptyBody,
+  idPath,
+  insertPurchaseBody,
+  purchaseListQuery,
+  resolveBody,
+} from './params.js';
 
 export interface ActionDeps {
   db: PrismaClient;
@@ -21,6 +30,8 @@ export interface ActionDeps {
   prefix: string;
   douyin?: OperatorDouyinApi;
   logger: Logger;
+  /** Defaults: a one-day deadline, Douyin's one-month window. */
+  replay?: { deadlineSec: number; idempotencyWindowSec: number };
 }
 
 export function registerActionRoutes(api: FastifyInstance, d: ActionDeps): void {
@@ -41,7 +52,7 @@ export function registerActionRoutes(api: FastifyInstance, d: ActionDeps): void 
     const { id } = parseOr400(idPath, req.params, 'batch id');
     parseOr400(emptyBody, req.body, 'body');
     const actor = actorOf(req);
-    const result = await replayBatches(d, { id }, actor);
+    const result = await replayBatches({ ...d, ...d.replay }, { id }, actor);
     // replayBatches audits each batch it reopens; a refused replay is audited here.
     if (result.replayed.length === 0)
       await audit(actor, 'batch.replay', String(id), { skipped: result.skipped });
@@ -52,11 +63,25 @@ export function registerActionRoutes(api: FastifyInstance, d: ActionDeps): void 
   api.post('/batches/replay-dead', async (req) => {
     parseOr400(emptyBody, req.body, 'body');
     const actor = actorOf(req);
-    const result = await replayBatches(d, { allDead: true }, actor);
+    const result = await replayBatches({ ...d, ...d.replay }, { allDead: true }, actor);
     await audit(actor, 'batch.replay-dead', null, {
       replayed: result.replayed.length,
       skipped: result.skipped,
     });
+    return result;
+  });
+
+  // An operator's decision after checking the user's remaining times on Douyin:
+  // 'charged' records the batch as deducted, 'uncharged' as not (see resolve.ts).
+  api.post('/batches/:id/resolve', async (req) => {
+    const { id } = parseOr400(idPath, req.params, 'batch id');
+    const { as } = parseOr400(resolveBody, req.body, 'body');
+    const actor = actorOf(req);
+    // resolveBatches audits each batch it resolves; a refused resolve is audited here, like a refused replay.
+    const result = await resolveBatches(d, [id], as, actor);
+    if (result.resolved.length === 0)
+      await audit(actor, 'batch.resolve', String(id), { as, skipped: result.skipped });
+    else d.logger.info({ actor, action: 'batch.resolve', target: String(id), as }, 'operator action');
     return result;
   });
 

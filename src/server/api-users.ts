@@ -1,7 +1,9 @@
 // GET /api/users/:openId: everything about one user on one page: batching keys,
 // events by status, recent batches, charged totals per service mode, and the
-// remaining times Douyin reports right now. GET /api/users/:openId/events: the
-// user's events themselves, newest first, a page at a time.
+// remaining times Douyin reports right now, for at most USER_SERVICES_PER_PAGE
+// services a lookup (`?cursor=` the `nextCursor` of the previous one for more).
+// GET /api/users/:openId/events: the user's events themselves, newest first, a page
+// at a time.
 import type { FastifyInstance } from 'fastify';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { douyinCallTimeoutMs, douyinFailure, type OperatorDouyinApi } from './douyin-api.js';
@@ -16,6 +18,12 @@ export interface UserDeps {
 }
 
 export const USER_RECENT_BATCHES = 20;
+/**
+ * Services whose purchases one lookup reads from Douyin. Each read takes a slot of
+ * the deployment's DOUYIN_QPS, shared with charging: a user with keys for hundreds
+ * of services must not cost seconds of it per lookup.
+ */
+export const USER_SERVICES_PER_PAGE = 20;
 
 export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
   const { db } = d;
@@ -23,7 +31,7 @@ export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
 
   api.get('/users/:openId', async (req) => {
     const { openId } = parseOr400(openIdPath, req.params, 'openId');
-    const { serviceId: extraServiceId } = parseOr400(userQuery, req.query, 'query');
+    const { serviceId: extraServiceId, cursor } = parseOr400(userQuery, req.query, 'query');
     // A read, but of one user's data and a Douyin call on their behalf: who looked is logged.
     req.log.info({ actor: req.operator, action: 'user.lookup', target: openId }, 'operator read');
     const keys = await db.meterKey.findMany({ where: { openId }, orderBy: { id: 'asc' } });
@@ -55,9 +63,11 @@ export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
       batches.map((b) => b.id),
     );
     const chargedByKey = new Map(charged.map((c) => [c.keyId, c]));
-    const serviceIds = [
-      ...new Set([...keys.map((k) => k.serviceId), ...(extraServiceId ? [extraServiceId] : [])]),
-    ];
+    // Services in id order, a page of them after the cursor.
+    const after = [...new Set([...keys.map((k) => k.serviceId), ...(extraServiceId ? [extraServiceId] : [])])]
+      .sort()
+      .filter((id) => cursor === undefined || id > cursor);
+    const serviceIds = after.slice(0, USER_SERVICES_PER_PAGE);
     const remaining = await Promise.all(
       serviceIds.map((serviceId) => liveRemaining(d.douyin, openId, serviceId)),
     );
@@ -74,6 +84,8 @@ export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
         uses: chargedByKey.get(k.id)?._sum.count ?? 0,
       })),
       remaining,
+      // More services' remaining times: pass as ?cursor= (null when this was the last page).
+      nextCursor: after.length > serviceIds.length ? serviceIds.at(-1)! : null,
     };
   });
 }

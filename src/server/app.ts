@@ -17,12 +17,14 @@ import type { Logger } from '../logger.js';
 import { createQueues } from '../queue/queues.js';
 import { registerActionRoutes } from './api-actions.js';
 import { registerReadRoutes } from './api-read.js';
+import { registerRejectedRoutes } from './api-rejected.js';
 import { registerUserRoutes } from './api-users.js';
 import { ApiKeys, Operators, type SessionOptions, SessionSigner } from './auth.js';
 import type { OperatorDouyinApi } from './douyin-api.js';
 import { errorBody, HttpError } from './errors.js';
 import { registerHealthRoutes } from './health.js';
 import { INGEST_BODY_LIMIT, registerIngestRoutes } from './ingest.js';
+import { refuseCrossOrigin } from './origin.js';
 import { registerSessionRoutes, requireOperator } from './session.js';
 import { SignInThrottle, type SignInThrottleOptions } from './signin-throttle.js';
 import { registerWebRoutes } from './web.js';
@@ -33,8 +35,6 @@ export interface ServerDeps {
   redis: Redis;
   /** REDIS_PREFIX. */
   prefix: string;
-  /** DATABASE_URL, for the pending-migrations check of /readyz. */
-  databaseUrl: string;
   /** Producers' keys (API_KEYS). */
   apiKeys: string[];
   /** Operators: user -> password (DASHBOARD_USERS). */
@@ -52,10 +52,14 @@ export interface ServerDeps {
   trustProxy?: false | number | string[];
   /** Built dashboard directory. Default <checkout>/dist-web. */
   webDir?: string;
+  /** A replay's new retry deadline and Douyin's idempotency window (METER_RETRY_DEADLINE_SEC, DOUYIN_IDEMPOTENCY_WINDOW_SEC). */
+  replay?: { deadlineSec: number; idempotencyWindowSec: number };
   /** Body limit of POST /v1/events, bytes. Default 1 MiB. */
   ingestBodyLimit?: number;
   /** Time each /readyz check may take, ms. Default 1000. */
   readyTimeoutMs?: number;
+  /** The queue/ledger gauges of /metrics are refreshed at most this often, ms. Default 2000. */
+  metricsRefreshMs?: number;
 }
 
 // Producers send many requests a second and every dashboard polls: per-request lines
@@ -134,9 +138,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     db: deps.db,
     redis: deps.redis,
     queues,
-    databaseUrl: deps.databaseUrl,
     logger,
     readyTimeoutMs: deps.readyTimeoutMs,
+    metricsRefreshMs: deps.metricsRefreshMs,
   });
   registerIngestRoutes(app, {
     apiKeys: new ApiKeys(deps.apiKeys),
@@ -155,10 +159,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerSessionRoutes(app, sessionDeps);
   await app.register(
     async (api) => {
+      // First: a refused cross-origin request costs no credentials check (nor a throttle count).
+      api.addHook('onRequest', refuseCrossOrigin);
       api.addHook('onRequest', requireOperator(sessionDeps));
       registerReadRoutes(api, deps);
       registerUserRoutes(api, deps);
       registerActionRoutes(api, deps);
+      registerRejectedRoutes(api, deps);
     },
     { prefix: '/api' },
   );

@@ -19,3 +19,32 @@ export class TtlCache<T> {
     return value;
   }
 }
+
+/**
+ * One value shared by every caller: at most one load runs at a time, and its outcome
+ * (a rejection too) is kept for ttlMs after it settled. For probes: fifty scrapes at
+ * once, or a load balancer probing every 100 ms, still cost one check per ttlMs, and
+ * a failing check is not retried by every probe either.
+ */
+export class SharedResult<T> {
+  private current: Promise<T> | undefined;
+  private settledAt: number | undefined;
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly load: () => Promise<T>,
+  ) {}
+
+  get(): Promise<T> {
+    const fresh = this.settledAt === undefined || Date.now() - this.settledAt < this.ttlMs;
+    if (this.current && fresh) return this.current;
+    const p = this.load();
+    this.current = p;
+    this.settledAt = undefined;
+    const settled = () => {
+      if (this.current === p) this.settledAt = Date.now();
+    };
+    p.then(settled, settled);
+    return p;
+  }
+}

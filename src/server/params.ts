@@ -1,7 +1,7 @@
 // zod schemas of the operator API's inputs (query strings, path parameters, bodies).
 import { z } from 'zod';
 
-export const BATCH_STATUSES = ['open', 'charged', 'partial', 'insufficient', 'dead'] as const;
+export const BATCH_STATUSES = ['open', 'charged', 'partial', 'insufficient', 'dead', 'voided'] as const;
 export const EVENT_STATUSES = ['pending', 'batched', 'charged', 'overage', 'insufficient', 'dead'] as const;
 
 /** An id of ours (BIGINT) as a decimal string. */
@@ -42,7 +42,11 @@ export const batchListQuery = z.strictObject({
 
 export const idPath = z.strictObject({ id: idParam });
 export const openIdPath = z.strictObject({ openId: identifier });
-export const userQuery = z.strictObject({ serviceId: identifier.optional() });
+export const userQuery = z.strictObject({
+  serviceId: identifier.optional(),
+  /** The nextCursor of the previous lookup: the services after it (by id) follow. */
+  cursor: identifier.optional(),
+});
 
 export const timeseriesQuery = z.strictObject({
   minutes: z.coerce.number().int().min(1).max(1440).default(60),
@@ -75,6 +79,9 @@ export const insertPurchaseBody = z.strictObject({
 export const deletePurchaseBody = z.strictObject(purchaseKey);
 
 export const emptyBody = z.union([z.undefined(), z.null(), z.strictObject({})]);
+
+/** How an operator settles a dead or insufficient batch by hand. */
+export const resolveBody = z.strictObject({ as: z.enum(['charged', 'uncharged']) });
 
 export const userEventsQuery = z.strictObject({
   status: z.enum(EVENT_STATUSES).optional(),

@@ -14,6 +14,7 @@ import {
   sessionCookie,
 } from './auth.js';
 import { HttpError, parseOr400 } from './errors.js';
+import { refuseCrossOrigin } from './origin.js';
 import type { SignInThrottle } from './signin-throttle.js';
 
 declare module 'fastify' {
@@ -84,7 +85,9 @@ const signInSchema = z.strictObject({
 export function registerSessionRoutes(app: FastifyInstance, d: SessionDeps): void {
   const secure = (req: FastifyRequest) => req.protocol === 'https';
 
-  app.post('/api/session', async (req, reply) => {
+  // Signing in from another site's form would put the operator in an account of the
+  // attacker's choosing: the same origin rule as every other change.
+  app.post('/api/session', { onRequest: refuseCrossOrigin }, async (req, reply) => {
     const { user, password } = parseOr400(signInSchema, req.body, 'sign-in');
     const ok = await checkPassword(req, d, user, password);
     if (!ok) throw new HttpError(401, 'unauthorized', 'wrong user or password');
@@ -99,7 +102,7 @@ export function registerSessionRoutes(app: FastifyInstance, d: SessionDeps): voi
     return { user };
   });
 
-  app.delete('/api/session', async (req, reply) => {
+  app.delete('/api/session', { onRequest: refuseCrossOrigin }, async (req, reply) => {
     reply.header('set-cookie', sessionCookie('', 0, secure(req)));
     return reply.code(204).send();
   });

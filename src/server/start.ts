@@ -57,7 +57,6 @@ export async function startServer({
     db,
     redis,
     prefix: config.REDIS_PREFIX,
-    databaseUrl: config.DATABASE_URL!,
     apiKeys,
     users,
     douyin,
@@ -65,6 +64,10 @@ export async function startServer({
     session: config.SESSION_SECRET ? { secret: Buffer.from(config.SESSION_SECRET, 'utf8') } : undefined,
     signIn: { maxFailures: config.SIGNIN_MAX_FAILURES, windowSec: config.SIGNIN_WINDOW_SEC },
     trustProxy: config.TRUST_PROXY,
+    replay: {
+      deadlineSec: config.METER_RETRY_DEADLINE_SEC,
+      idempotencyWindowSec: config.DOUYIN_IDEMPOTENCY_WINDOW_SEC,
+    },
   });
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   const url = address.replace('[::1]', 'localhost');

@@ -34,6 +34,9 @@ export interface BatchView extends KeyView {
   lastErrorCode: number | null;
   lastError: string | null;
   deadReason: string | null;
+  /** Set when an operator resolved the batch by hand: 'charged' or 'uncharged', and who. */
+  resolvedAs: string | null;
+  resolvedBy: string | null;
   createdAt: string;
   finishedAt: string | null;
   deadlineAt: string;
@@ -56,6 +59,8 @@ export function batchView(b: ChargeBatch & { key: MeterKey }, latestLogid: strin
     lastErrorCode: b.lastErrorCode,
     lastError: b.lastError,
     deadReason: b.deadReason,
+    resolvedAs: b.resolvedAs,
+    resolvedBy: b.resolvedBy,
     createdAt: b.createdAt.toISOString(),
     finishedAt: b.finishedAt?.toISOString() ?? null,
     deadlineAt: b.deadlineAt.toISOString(),

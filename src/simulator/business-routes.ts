@@ -1,6 +1,7 @@
 // The four business endpoints. Each call goes: count on receipt (QPS) -> latency ->
 // faults (reset, hang, 5xx, busy; drawn independently in that order) -> token ->
-// validate -> apply -> for a decr that applied, maybe lose the answer.
+// validate (a refusal is recorded as a contract violation) -> apply (test mode:
+// whitelist only, nothing deducted) -> for a decr that applied, maybe lose the answer.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { jsonBody, type ParsedBody } from './body.js';
 import type { SimulatorCore } from './core.js';
@@ -22,12 +23,13 @@ export const PATHS = {
 
 const UNAVAILABLE_HTML = '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>';
 
-/** What a route's logic decided; `applied` marks a decr that deducted. */
+/** What a route's logic decided; `applied` marks a decr that deducted, `invalid` a request off the contract. */
 interface Outcome {
   code: number;
   fields?: Record<string, unknown>;
   detail?: string;
   applied?: boolean;
+  invalid?: boolean;
 }
 
 type Logic = (req: FastifyRequest) => Outcome;
@@ -39,7 +41,7 @@ function dropConnection(req: FastifyRequest, reply: FastifyReply): void {
 }
 
 function withParams<T>(checked: Checked<T>, apply: (value: T) => Outcome): Outcome {
-  if (!checked.ok) return { code: CODES.INVALID_PARAMETER, detail: checked.problem };
+  if (!checked.ok) return { code: CODES.INVALID_PARAMETER, detail: checked.problem, invalid: true };
   return apply(checked.value);
 }
 
@@ -83,10 +85,13 @@ export function registerBusinessRoutes(app: FastifyInstance, core: SimulatorCore
 
         const token = req.headers['access-token'];
         const auth = core.tokens.check(typeof token === 'string' ? token : undefined);
-        if (auth === 'wrong') return envelope(CODES.TOKEN_WRONG);
-        if (auth === 'expired') return envelope(CODES.TOKEN_EXPIRED);
+        if (auth !== 'ok') {
+          c.tokenRefused++;
+          return envelope(auth === 'wrong' ? CODES.TOKEN_WRONG : CODES.TOKEN_EXPIRED);
+        }
 
         const out = logic(req);
+        if (out.invalid) core.recordViolation(path, out.detail ?? 'invalid request');
         if (losable && out.applied) {
           // Read the rate now: the deduction is applied, only the answer is lost.
           const rate = core.faults.appliedButLostRate;
@@ -105,8 +110,22 @@ export function registerBusinessRoutes(app: FastifyInstance, core: SimulatorCore
     PATHS.decr,
     (req) =>
       withParams(fromBody(jsonBody(req), checkDecr), (p) => {
+        if (p.is_test_env) {
+          // Test mode: success for a whitelisted open_id, and nothing deducted or remembered.
+          if (!core.isTestUser(p.open_id)) return { code: CODES.TEST_USER_NOT_WHITELISTED };
+          core.recordTestCall({
+            method: 'decr',
+            openId: p.open_id,
+            serviceId: p.service_id,
+            serviceModeId: p.service_mode_id,
+            count: p.count,
+            outTradeNo: p.out_trade_no,
+          });
+          return { code: CODES.SUCCESS };
+        }
         const r = core.store.decr(p);
         if (r.replay) core.calls.replays++;
+        if (r.again) core.calls.deductedAgain++;
         return { code: r.code, applied: r.applied };
       }),
     true,
@@ -118,9 +137,15 @@ export function registerBusinessRoutes(app: FastifyInstance, core: SimulatorCore
     withParams(fromBody(jsonBody(req), checkDeletePurchase), (p) => ({ code: core.store.deletePurchase(p) })),
   );
   route('GET', PATHS.purchaseList, (req) =>
-    withParams(checkPurchaseListQuery(req.query), (q) => ({
-      code: CODES.SUCCESS,
-      fields: { purchase_info_list: core.store.purchaseList(q.openId, q.serviceId) },
-    })),
+    withParams(checkPurchaseListQuery(req.query), (q) => {
+      if (q.is_test_env) {
+        if (!core.isTestUser(q.open_id)) return { code: CODES.TEST_USER_NOT_WHITELISTED };
+        core.recordTestCall({ method: 'purchaseList', openId: q.open_id, serviceId: q.service_id });
+      }
+      return {
+        code: CODES.SUCCESS,
+        fields: { purchase_info_list: core.store.purchaseList(q.open_id, q.service_id, q.is_test_env) },
+      };
+    }),
   );
 }

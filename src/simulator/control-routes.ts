@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { controlBody } from './body.js';
 import type { SimulatorCore } from './core.js';
 import { InvalidFaultsError } from './faults.js';
+import { InvalidSettingsError } from './settings.js';
 
 const balanceSchema = z.strictObject({
   openId: z.string().min(1),
@@ -32,6 +33,20 @@ export function registerControlRoutes(app: FastifyInstance, core: SimulatorCore)
       throw err;
     }
     return core.faults;
+  });
+
+  app.get('/_sim/settings', async () => core.settings);
+
+  app.post('/_sim/settings', async (req, reply) => {
+    const body = controlBody(req);
+    if (!body.ok) return reply.code(400).send(invalid([body.problem]));
+    try {
+      core.setSettings(body.value as never);
+    } catch (err) {
+      if (err instanceof InvalidSettingsError) return reply.code(400).send(invalid(err.problems));
+      throw err;
+    }
+    return core.settings;
   });
 
   app.post('/_sim/balances', async (req, reply) => {

@@ -2,9 +2,18 @@
 // programmatic RunningSimulator handle.
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_FAULTS, parseFaultsPatch } from './faults.js';
+import { DEFAULT_SETTINGS, parseSettingsPatch } from './settings.js';
 import { MarketStore } from './store.js';
 import { TokenStore } from './tokens.js';
-import type { BalanceInput, SimulatorCalls, SimulatorFaults, SimulatorState } from './types.js';
+import type {
+  BalanceInput,
+  SimulatorCalls,
+  SimulatorContractViolation,
+  SimulatorFaults,
+  SimulatorSettings,
+  SimulatorState,
+  SimulatorTestCall,
+} from './types.js';
 import { SlidingWindow } from './window.js';
 
 export interface CoreOptions {
@@ -12,7 +21,11 @@ export interface CoreOptions {
   clientSecret: string;
   tokenTtlSec: number;
   faults?: Partial<SimulatorFaults>;
+  settings?: Partial<SimulatorSettings>;
 }
+
+/** How many test calls and contract violations the state keeps (the latest ones). */
+const KEPT = 1000;
 
 function emptyCalls(): SimulatorCalls {
   return {
@@ -25,15 +38,28 @@ function emptyCalls(): SimulatorCalls {
     hangs: 0,
     appliedButLost: 0,
     replays: 0,
+    deductedAgain: 0,
+    tokenRefused: 0,
     maxPerSecond: 0,
   };
 }
 
+function pushKept<T>(list: T[], item: T): void {
+  list.push(item);
+  if (list.length > KEPT) list.splice(0, list.length - KEPT);
+}
+
 export class SimulatorCore {
-  readonly store = new MarketStore();
+  readonly store: MarketStore;
   readonly tokens: TokenStore;
   faults: SimulatorFaults;
+  settings: SimulatorSettings;
   calls = emptyCalls();
+  private testCalls: SimulatorTestCall[] = [];
+  private violations: SimulatorContractViolation[] = [];
+  /** The settings it started with; reset() returns to them. */
+  private readonly startSettings: SimulatorSettings;
+  private whitelist: ReadonlySet<string>;
   /** Every business call received, for maxPerSecond. */
   private received = new SlidingWindow(1000);
   /** Business calls let through the QPS limit. */
@@ -42,7 +68,11 @@ export class SimulatorCore {
   private timers = new Set<NodeJS.Timeout>();
 
   constructor(readonly options: CoreOptions) {
-    this.tokens = new TokenStore(options.tokenTtlSec);
+    this.startSettings = { ...DEFAULT_SETTINGS, ...parseSettingsPatch(options.settings ?? {}) };
+    this.settings = this.startSettings;
+    this.whitelist = new Set(this.settings.testWhitelist);
+    this.store = new MarketStore(() => this.settings.idempotencyWindowSec * 1000);
+    this.tokens = new TokenStore(options.tokenTtlSec, () => this.settings.tokenOverlapSec);
     this.faults = { ...DEFAULT_FAULTS, ...parseFaultsPatch(options.faults ?? {}) };
   }
 
@@ -101,6 +131,24 @@ export class SimulatorCore {
     this.faults = { ...this.faults, ...parseFaultsPatch(patch) };
   }
 
+  setSettings(patch: Partial<SimulatorSettings>): void {
+    this.settings = { ...this.settings, ...parseSettingsPatch(patch) };
+    this.whitelist = new Set(this.settings.testWhitelist);
+  }
+
+  /** Whether `is_test_env: true` calls of this open_id succeed. */
+  isTestUser(openId: string): boolean {
+    return this.whitelist.has(openId);
+  }
+
+  recordTestCall(call: Omit<SimulatorTestCall, 'at'>): void {
+    pushKept(this.testCalls, { ...call, at: Date.now() });
+  }
+
+  recordViolation(path: string, problem: string): void {
+    pushKept(this.violations, { path, problem, at: Date.now() });
+  }
+
   setBalance(b: BalanceInput): void {
     if (!b.openId || !b.serviceId || !b.serviceModeId) throw new Error('setBalance: ids must be non-empty');
     if (!Number.isSafeInteger(b.remaining) || b.remaining < 0) {
@@ -109,10 +157,14 @@ export class SimulatorCore {
     this.store.setBalance(b);
   }
 
-  /** Issued tokens stay valid (use expireTokens); everything else starts over. */
+  /** Issued tokens stay valid (use expireTokens); settings go back to the start options; everything else starts over. */
   reset(): void {
     this.store.clear();
     this.calls = emptyCalls();
+    this.testCalls = [];
+    this.violations = [];
+    this.settings = this.startSettings;
+    this.whitelist = new Set(this.settings.testWhitelist);
     this.received.clear();
     this.admitted.clear();
     this.tokens.resetCounter();
@@ -123,6 +175,8 @@ export class SimulatorCore {
     return {
       balances: this.store.balances(),
       trades: this.store.tradeList(),
+      testCalls: this.testCalls.map((c) => ({ ...c })),
+      contractViolations: this.violations.map((v) => ({ ...v })),
       tokensIssued: this.tokens.issued,
       calls: { ...this.calls, byPath: { ...this.calls.byPath } },
     };

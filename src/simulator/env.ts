@@ -1,6 +1,7 @@
 // SIM_* environment variables of `npm run sim`, parsed with zod into SimulatorOptions.
 import { z } from 'zod';
 import { SIMULATOR_DEFAULTS } from './server.js';
+import { DEFAULT_SETTINGS } from './settings.js';
 import type { SimulatorOptions } from './types.js';
 
 // An empty variable counts as unset.
@@ -25,6 +26,21 @@ export const simulatorEnvSchema = z.object({
   SIM_HANG_RATE: rate,
   SIM_HANG_MS: int(0, 3_600_000),
   SIM_APPLIED_BUT_LOST_RATE: rate,
+  SIM_IDEMPOTENCY_WINDOW_SEC: int(1, 315_360_000),
+  SIM_TOKEN_OVERLAP_SEC: int(0, 315_360_000),
+  // Comma-separated open_ids; blanks between commas are ignored.
+  SIM_TEST_WHITELIST: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .optional()
+      .transform((v) =>
+        (v ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== ''),
+      ),
+  ),
 });
 
 export class SimulatorEnvError extends Error {
@@ -60,6 +76,9 @@ export function simulatorOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): S
     clientKey: e.SIM_CLIENT_KEY ?? SIMULATOR_DEFAULTS.clientKey,
     clientSecret: e.SIM_CLIENT_SECRET ?? SIMULATOR_DEFAULTS.clientSecret,
     tokenTtlSec: e.SIM_TOKEN_TTL_SEC ?? SIMULATOR_DEFAULTS.tokenTtlSec,
+    idempotencyWindowSec: e.SIM_IDEMPOTENCY_WINDOW_SEC ?? DEFAULT_SETTINGS.idempotencyWindowSec,
+    tokenOverlapSec: e.SIM_TOKEN_OVERLAP_SEC ?? DEFAULT_SETTINGS.tokenOverlapSec,
+    testWhitelist: e.SIM_TEST_WHITELIST,
     faults,
   };
 }

@@ -11,6 +11,8 @@ export const CODES = {
   INSUFFICIENT_TIMES: 2119001,
   OUT_TRADE_NO_CONFLICT: 2119002,
   PURCHASE_NOT_FOUND: 2119003,
+  // The platform's code for a test-mode call by an open_id off the whitelist is not public.
+  TEST_USER_NOT_WHITELISTED: 2190099,
 } as const;
 
 export const DESCRIPTIONS: Readonly<Record<number, string>> = {
@@ -23,6 +25,7 @@ export const DESCRIPTIONS: Readonly<Record<number, string>> = {
   [CODES.INSUFFICIENT_TIMES]: 'remaining times insufficient',
   [CODES.OUT_TRADE_NO_CONFLICT]: 'out_trade_no already used with different parameters',
   [CODES.PURCHASE_NOT_FOUND]: 'purchase not found',
+  [CODES.TEST_USER_NOT_WHITELISTED]: 'open_id is not on the test whitelist (is_test_env)',
 };
 
 // logid: 20 digits of Beijing time (yyyyMMddHHmmssSSS + 3-digit sequence) then 14

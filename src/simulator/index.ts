@@ -3,13 +3,17 @@
 export { PATHS as SIMULATOR_PATHS } from './business-routes.js';
 export { DEFAULT_FAULTS, InvalidFaultsError } from './faults.js';
 export { SIMULATOR_DEFAULTS, startSimulator } from './server.js';
+export { DEFAULT_SETTINGS, InvalidSettingsError } from './settings.js';
 export type {
   BalanceInput,
   RunningSimulator,
   SimulatorBalance,
   SimulatorCalls,
+  SimulatorContractViolation,
   SimulatorFaults,
   SimulatorOptions,
+  SimulatorSettings,
   SimulatorState,
+  SimulatorTestCall,
   SimulatorTrade,
 } from './types.js';

@@ -50,6 +50,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     clientSecret: options.clientSecret ?? SIMULATOR_DEFAULTS.clientSecret,
     tokenTtlSec,
     faults: options.faults,
+    settings: {
+      idempotencyWindowSec: options.idempotencyWindowSec,
+      tokenOverlapSec: options.tokenOverlapSec,
+      testWhitelist: options.testWhitelist,
+    },
   });
   const app = buildApp(core, options.logger);
   const host = options.host ?? SIMULATOR_DEFAULTS.host;
@@ -65,6 +70,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     state: () => core.state(),
     setFaults: (p) => core.setFaults(p),
     faults: () => ({ ...core.faults }),
+    settings: () => ({ ...core.settings, testWhitelist: [...core.settings.testWhitelist] }),
+    setSettings: (p) => core.setSettings(p),
     setBalance: (b) => core.setBalance(b),
     expireTokens: () => core.tokens.expireAll(),
     reset: () => core.reset(),

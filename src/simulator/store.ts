@@ -1,6 +1,7 @@
 // The simulated market's in-memory state: one bucket of remaining times per
 // (user, service, mode), the imported purchases, and the accepted deductions
-// (trades) keyed by out_trade_no. Every business operation is O(1).
+// (trades) keyed by out_trade_no, remembered for the idempotency window only.
+// Every business operation is O(1).
 import { CODES } from './envelope.js';
 import type { BalanceInput, SimulatorBalance, SimulatorTrade } from './types.js';
 import type { DecrParams, DeletePurchaseParams, InsertPurchaseParams } from './validate.js';
@@ -24,6 +25,8 @@ export interface DecrOutcome {
   applied: boolean;
   /** True when answered success because the out_trade_no had already been applied. */
   replay: boolean;
+  /** True when it deducted although the out_trade_no had been applied, longer ago than the window. */
+  again: boolean;
 }
 
 export interface PurchaseListEntry {
@@ -47,8 +50,13 @@ export class MarketStore {
   private trades = new Map<string, SimulatorTrade>();
   private purchases = new Map<string, StoredPurchase>();
 
+  /** `windowMs()`: how long an applied out_trade_no is remembered (read per call: it can change). */
+  constructor(private readonly windowMs: () => number) {}
+
   decr(p: DecrParams, now = Date.now()): DecrOutcome {
-    const prior = this.trades.get(p.out_trade_no);
+    const known = this.trades.get(p.out_trade_no);
+    // Past the window the platform has forgotten it: the call is a new deduction.
+    const prior = known && now - known.at < this.windowMs() ? known : undefined;
     if (prior) {
       const same =
         prior.count === p.count &&
@@ -57,12 +65,12 @@ export class MarketStore {
         prior.serviceId === p.service_id &&
         prior.serviceModeId === p.service_mode_id;
       return same
-        ? { code: CODES.SUCCESS, applied: false, replay: true }
-        : { code: CODES.OUT_TRADE_NO_CONFLICT, applied: false, replay: false };
+        ? { code: CODES.SUCCESS, applied: false, replay: true, again: false }
+        : { code: CODES.OUT_TRADE_NO_CONFLICT, applied: false, replay: false, again: false };
     }
     const bucket = this.buckets.get(key(p.open_id, p.service_id, p.service_mode_id));
     if (!bucket || bucket.remaining < p.count) {
-      return { code: CODES.INSUFFICIENT_TIMES, applied: false, replay: false };
+      return { code: CODES.INSUFFICIENT_TIMES, applied: false, replay: false, again: false };
     }
     bucket.remaining -= p.count;
     bucket.deducted += p.count;
@@ -75,7 +83,7 @@ export class MarketStore {
       count: p.count,
       at: now,
     });
-    return { code: CODES.SUCCESS, applied: true, replay: false };
+    return { code: CODES.SUCCESS, applied: true, replay: false, again: known !== undefined };
   }
 
   insertPurchase(p: InsertPurchaseParams): number {
@@ -107,7 +115,8 @@ export class MarketStore {
     return CODES.SUCCESS;
   }
 
-  purchaseList(openId: string, serviceId: string): PurchaseListEntry[] {
+  /** `testMode`: remain_service_times is always 1, as on the platform. */
+  purchaseList(openId: string, serviceId: string, testMode = false): PurchaseListEntry[] {
     const modes = this.byUserService.get(openId + SEP + serviceId);
     if (!modes) return [];
     return [...modes.values()].map((b) => ({
@@ -117,7 +126,7 @@ export class MarketStore {
       specification_type: 1,
       specification_title: b.serviceModeId,
       service_mode_id: b.serviceModeId,
-      remain_service_times: b.remaining,
+      remain_service_times: testMode ? 1 : b.remaining,
       effective_time: b.effectiveTime,
       expire_time: b.expireTime,
     }));

@@ -1,5 +1,7 @@
-// Issued client tokens. expireAll() is O(1): it raises a generation floor instead of
-// touching every token.
+// Issued client tokens, rotated as on the platform: a new token leaves the previous
+// one valid for at most the overlap, and every older one dies at once (at most the
+// latest two are valid). expireAll() is O(1): it raises a generation floor instead
+// of touching every token.
 import { randomBytes } from 'node:crypto';
 
 export type TokenCheck = 'ok' | 'wrong' | 'expired';
@@ -13,13 +15,26 @@ export class TokenStore {
   private tokens = new Map<string, Issued>();
   private generation = 0;
   private validFrom = 0;
+  /** The latest token and the one before it: the only ones that can still be valid. */
+  private latest: Issued | undefined;
+  private previous: Issued | undefined;
   issued = 0;
 
-  constructor(private readonly ttlSec: number) {}
+  /** `overlapSec()` is read at each issue, so a running simulator can change it. */
+  constructor(
+    private readonly ttlSec: number,
+    private readonly overlapSec: () => number,
+  ) {}
 
   issue(now = Date.now()): { token: string; expiresIn: number } {
     const token = `clt.${randomBytes(20).toString('hex')}`;
-    this.tokens.set(token, { expiresAt: now + this.ttlSec * 1000, generation: this.generation });
+    // The one before last dies now; the last one lives for the overlap at most.
+    if (this.previous) this.previous.expiresAt = Math.min(this.previous.expiresAt, now);
+    if (this.latest) this.latest.expiresAt = Math.min(this.latest.expiresAt, now + this.overlapSec() * 1000);
+    const entry = { expiresAt: now + this.ttlSec * 1000, generation: this.generation };
+    this.previous = this.latest;
+    this.latest = entry;
+    this.tokens.set(token, entry);
     this.issued++;
     this.prune(now);
     return { token, expiresIn: this.ttlSec };
@@ -29,6 +44,7 @@ export class TokenStore {
     if (!token) return 'wrong';
     const t = this.tokens.get(token);
     if (!t) return 'wrong';
+    // A superseded token answers "expired" too: the platform's code for it is not public.
     if (t.generation < this.validFrom || now >= t.expiresAt) return 'expired';
     return 'ok';
   }

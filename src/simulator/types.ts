@@ -23,6 +23,22 @@ export interface SimulatorFaults {
   appliedButLostRate: number;
 }
 
+/** Platform behaviour that tests shorten or set: changeable while running (setSettings, POST /_sim/settings). */
+export interface SimulatorSettings {
+  /**
+   * How long an applied out_trade_no is remembered, from its deduction; after it the
+   * same call deducts again, as on the platform. Default 2592000 (one month).
+   */
+  idempotencyWindowSec: number;
+  /**
+   * How long the previous client_token stays valid after a new one is fetched; the
+   * ones before it die at once (at most the latest two are valid). Default 300.
+   */
+  tokenOverlapSec: number;
+  /** open_ids for which `is_test_env: true` succeeds (and deducts nothing). Default none. */
+  testWhitelist: string[];
+}
+
 export interface SimulatorOptions {
   /** Default 0 (a random free port). */
   port?: number;
@@ -35,6 +51,12 @@ export interface SimulatorOptions {
   /** expires_in of issued tokens, default 7200; tokens really expire. */
   tokenTtlSec?: number;
   faults?: Partial<SimulatorFaults>;
+  /** Default 2592000 (one month); see SimulatorSettings. */
+  idempotencyWindowSec?: number;
+  /** Default 300; see SimulatorSettings. */
+  tokenOverlapSec?: number;
+  /** Default none; see SimulatorSettings. */
+  testWhitelist?: string[];
   /** Default: no request logging. */
   logger?: Logger | false;
 }
@@ -55,7 +77,30 @@ export interface SimulatorTrade {
   serviceModeId: string;
   isTestEnv: boolean;
   count: number;
-  /** Epoch ms when the deduction was applied. */
+  /** Epoch ms when the deduction was applied (the latest, if it was applied again after the window). */
+  at: number;
+}
+
+/** A successful call with `is_test_env: true`: answered, nothing deducted. */
+export interface SimulatorTestCall {
+  method: 'decr' | 'purchaseList';
+  openId: string;
+  serviceId: string;
+  /** decr only. */
+  serviceModeId?: string;
+  count?: number;
+  outTradeNo?: string;
+  /** Epoch ms. */
+  at: number;
+}
+
+/** A business request refused with 2100005 because it did not follow the contract. */
+export interface SimulatorContractViolation {
+  /** The route path, e.g. /market/service/user/purchase/list/. */
+  path: string;
+  /** What was wrong, naming the field. */
+  problem: string;
+  /** Epoch ms. */
   at: number;
 }
 
@@ -72,6 +117,10 @@ export interface SimulatorCalls {
   appliedButLost: number;
   /** decr calls answered success without deducting because the out_trade_no was already applied. */
   replays: number;
+  /** decr calls that deducted again: their out_trade_no was applied longer ago than the idempotency window. */
+  deductedAgain: number;
+  /** Business calls refused for a missing, wrong or expired (or superseded) access token. */
+  tokenRefused: number;
   /** The most business calls received within any sliding 1000 ms window. */
   maxPerSecond: number;
 }
@@ -81,6 +130,10 @@ export interface SimulatorState {
   balances: SimulatorBalance[];
   /** Accepted decr calls, one per out_trade_no. */
   trades: SimulatorTrade[];
+  /** Successful test-mode calls (nothing deducted), oldest first; the latest 1000. */
+  testCalls: SimulatorTestCall[];
+  /** Requests refused as not following the contract, oldest first; the latest 1000. */
+  contractViolations: SimulatorContractViolation[];
   /** Successful token fetches. */
   tokensIssued: number;
   calls: SimulatorCalls;
@@ -100,11 +153,14 @@ export interface RunningSimulator {
   state(): SimulatorState;
   setFaults(p: Partial<SimulatorFaults>): void;
   faults(): SimulatorFaults;
+  settings(): SimulatorSettings;
+  /** Validated partial change (throws InvalidSettingsError). */
+  setSettings(p: Partial<SimulatorSettings>): void;
   /** Sets remaining times directly (creates the purchase bucket). */
   setBalance(b: BalanceInput): void;
   /** Every token issued so far expires now. */
   expireTokens(): void;
-  /** Clears balances, purchases, trades, counters and faults (back to the defaults). */
+  /** Clears balances, purchases, trades, counters and faults (back to the defaults); settings back to the start options. */
   reset(): void;
   close(): Promise<void>;
 }

@@ -25,6 +25,12 @@ export interface InsertPurchaseParams {
   usage_times?: number;
 }
 
+export interface PurchaseListParams {
+  open_id: string;
+  service_id: string;
+  is_test_env: boolean;
+}
+
 export interface DeletePurchaseParams {
   open_id: string;
   out_trade_no: string;
@@ -93,10 +99,21 @@ const deletePurchaseSchema = z.object(
   { error: 'body must be a JSON object' },
 );
 
+// Query values are strings: is_test_env is exactly "true" or "false".
 const purchaseListQuerySchema = z.object({
-  serviceId: str('serviceId'),
   open_id: str('open_id'),
+  service_id: str('service_id'),
+  is_test_env: z
+    .enum(['true', 'false'], { error: 'is_test_env must be true or false' })
+    .transform((v) => v === 'true'),
 });
+
+/** camelCase spellings of the list's parameters (the seed SDK sent serviceId): refused even next to the right one. */
+const CAMEL_SPELLINGS: Readonly<Record<string, string>> = {
+  openId: 'open_id',
+  serviceId: 'service_id',
+  isTestEnv: 'is_test_env',
+};
 
 /** The first problem, in the order of the schema's fields (as the old checks reported). */
 function check<T>(schema: z.ZodType<T>, input: unknown): Checked<T> {
@@ -126,9 +143,12 @@ export function checkDeletePurchase(b: unknown): Checked<DeletePurchaseParams> {
   return check(deletePurchaseSchema, b);
 }
 
-/** Query of the purchase list: serviceId (the SDK's spelling) or service_id, and open_id. */
-export function checkPurchaseListQuery(q: unknown): Checked<{ serviceId: string; openId: string }> {
+/** Query of the purchase list: open_id, service_id and is_test_env, spelled as the official SDK does. */
+export function checkPurchaseListQuery(q: unknown): Checked<PurchaseListParams> {
   const query = typeof q === 'object' && q !== null ? (q as Record<string, unknown>) : {};
-  const r = check(purchaseListQuerySchema, { ...query, serviceId: query.serviceId ?? query.service_id });
-  return r.ok ? { ok: true, value: { serviceId: r.value.serviceId, openId: r.value.open_id } } : r;
+  for (const [camel, snake] of Object.entries(CAMEL_SPELLINGS)) {
+    if (camel in query)
+      return { ok: false, problem: `${camel} is not a parameter (the contract spells it ${snake})` };
+  }
+  return check(purchaseListQuerySchema, query);
 }

@@ -169,8 +169,20 @@ describe('cli douyin', () => {
       { serviceId: 's1', serviceModeId: 'm1', remainServiceTimes: 9 },
     ]);
     expect(fake.to(DOUYIN_PATHS.getUserServicePurchaseList)[0]!.query).toEqual({
-      serviceId: 's1',
       open_id: 'u1',
+      service_id: 's1',
+      is_test_env: 'false',
+    });
+  });
+
+  it('purchases --test-env asks in test mode', async () => {
+    fake.handler = () => ({ json: envelope(0, { purchase_info_list: [] }) });
+    const r = await cli(['purchases', '--open-id', 'u1', '--service-id', 's1', '--test-env']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fake.to(DOUYIN_PATHS.getUserServicePurchaseList)[0]!.query).toEqual({
+      open_id: 'u1',
+      service_id: 's1',
+      is_test_env: 'true',
     });
   });
 

@@ -143,11 +143,23 @@ describe('request schemas', () => {
     expect(rejects(deletePurchaseInfoRequest, { ...del, outTradeNo: 'x'.repeat(65) })).toMatch(
       /out_trade_no/,
     );
-    expect(purchaseListRequest.parse({ openId: 'u1', serviceId: 's1' })).toEqual({
-      serviceId: 's1',
-      open_id: 'u1',
-    });
     expect(rejects(purchaseListRequest, { openId: 'u 1', serviceId: 's1' })).toMatch(/open_id/);
+  });
+
+  it('purchase list: open_id, service_id and is_test_env (default false) as the official SDK spells them', () => {
+    expect(purchaseListRequest.parse({ openId: 'u1', serviceId: 's1' })).toStrictEqual({
+      open_id: 'u1',
+      service_id: 's1',
+      is_test_env: 'false',
+    });
+    expect(purchaseListRequest.parse({ openId: 'u1', serviceId: 's1', isTestEnv: true })).toStrictEqual({
+      open_id: 'u1',
+      service_id: 's1',
+      is_test_env: 'true',
+    });
+    expect(rejects(purchaseListRequest, { openId: 'u1', serviceId: 's1', isTestEnv: 'true' })).toMatch(
+      /is_test_env/,
+    );
   });
 });
 
@@ -275,6 +287,8 @@ describe('classification', () => {
       [2119001, 'insufficient_balance'],
       [2119002, 'conflict'],
       [2119003, 'not_found'],
+      // The simulator's code for a test-mode open_id not on the whitelist: permanent.
+      [2190099, 'forbidden'],
       [999, 'unknown'],
     ];
     for (const [code, kind] of expected) {
@@ -296,6 +310,37 @@ describe('classification', () => {
     expect(errorOf(200, env(2100004), kinds).kind).toBe('unknown');
     expect(classifyCode(21005678, { 21005678: 'conflict' })).toBe('conflict');
     expect(errorOf(200, env(21005678)).kind).toBe('unknown');
+  });
+
+  it('a 200 without a numeric data.error_code is a protocol error: transient, with the logid if any', () => {
+    const bodies: [unknown, string | undefined][] = [
+      [{ data: {} }, undefined],
+      [{ extra: { logid: 'x' } }, 'x'],
+      [{ data: { error_code: 'abc' } }, undefined],
+      [{ data: { description: 'ok' }, extra: { error_code: 0, logid: 'L0' } }, 'L0'],
+      [{ data: null, extra: { logid: 'Ln' } }, 'Ln'],
+      ['ok', undefined],
+      [[], undefined],
+      [42, undefined],
+      [null, undefined],
+      [{}, undefined],
+    ];
+    for (const [body, logid] of bodies) {
+      const e = errorOf(200, body);
+      expect({ body, kind: e.kind, retryable: e.retryable, logid: e.logid, code: e.errorCode }).toEqual({
+        body,
+        kind: 'transient',
+        retryable: true,
+        logid,
+        code: undefined,
+      });
+      expect(e.description).toMatch(/^protocol error: /);
+    }
+    // A business error given only in extra is still that error, not a protocol error.
+    expect(errorOf(200, { data: {}, extra: { error_code: 2119001 } })).toMatchObject({
+      kind: 'insufficient_balance',
+      errorCode: 2119001,
+    });
   });
 
   it('HTTP status: 5xx transient, 429 rate_limited, unparsable 200 transient, other 4xx unknown', () => {

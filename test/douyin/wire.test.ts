@@ -163,7 +163,7 @@ describe('wire format', () => {
     });
   });
 
-  it('purchase list: GET with query serviceId and open_id, list parsed, logid kept', async () => {
+  it('purchase list: GET with query open_id, service_id and is_test_env, list parsed, logid kept', async () => {
     fake.handler = () => ({
       json: envelope(
         0,
@@ -196,9 +196,19 @@ describe('wire format', () => {
     const [r] = fake.to(DOUYIN_PATHS.getUserServicePurchaseList);
     expect(r!.method).toBe('GET');
     expect(r!.headers['access-token']).toBe('tok-1');
-    expect(r!.queryNames.sort()).toEqual(['open_id', 'serviceId']);
-    expect(r!.query).toEqual({ serviceId: 's&1', open_id: 'u/1' });
+    expect(r!.queryNames.sort()).toEqual(['is_test_env', 'open_id', 'service_id']);
+    expect(r!.query).toEqual({ open_id: 'u/1', service_id: 's&1', is_test_env: 'false' });
     expect(r!.rawBody).toBe('');
+  });
+
+  it('purchase list in test mode sends is_test_env=true', async () => {
+    fake.handler = () => ({ json: envelope(0, { purchase_info_list: [] }) });
+    await client.getUserServicePurchaseList({ openId: 'u1', serviceId: 's1', isTestEnv: true });
+    expect(fake.to(DOUYIN_PATHS.getUserServicePurchaseList)[0]!.query).toEqual({
+      open_id: 'u1',
+      service_id: 's1',
+      is_test_env: 'true',
+    });
   });
 
   it('a list answer without purchase_info_list is an empty list', async () => {
@@ -259,6 +269,59 @@ describe('failures', () => {
       kind: 'conflict',
       errorCode: 21001234,
     });
+  });
+
+  it('a 200 without a numeric data.error_code is a protocol error on all four endpoints: transient, logid kept, not retried', async () => {
+    const calls: [string, () => Promise<unknown>][] = [
+      [DOUYIN_PATHS.decrUserRemainTimes, () => client.decrUserRemainTimes(decr)],
+      [
+        DOUYIN_PATHS.insertPurchaseInfo,
+        () =>
+          client.insertPurchaseInfo({
+            openId: 'u1',
+            serviceId: 's1',
+            serviceModeId: 'm1',
+            outTradeNo: 'imp-1',
+            periodType: 1,
+            purchaseTime: 1_700_000_000_000,
+          }),
+      ],
+      [
+        DOUYIN_PATHS.deletePurchaseInfo,
+        () =>
+          client.deletePurchaseInfo({ openId: 'u1', serviceId: 's1', serviceModeId: 'm1', outTradeNo: 'i' }),
+      ],
+      [
+        DOUYIN_PATHS.getUserServicePurchaseList,
+        () => client.getUserServicePurchaseList({ openId: 'u1', serviceId: 's1' }),
+      ],
+    ];
+    const bodies: [string, unknown, string | null][] = [
+      ['{"data":{}}', { data: {} }, null],
+      ['{"extra":{"logid":"x"}}', { extra: { logid: 'x' } }, 'x'],
+      ['error_code "abc"', { data: { error_code: 'abc' }, extra: { logid: 'L-ABC' } }, 'L-ABC'],
+      ['a JSON string', 'success', null],
+      ['a JSON array', [{ error_code: 0 }], null],
+    ];
+    for (const [path, run] of calls) {
+      for (const [name, body, logid] of bodies) {
+        fake.handler = () => ({ json: body });
+        const before = fake.to(path).length;
+        const err = await run().catch((e: unknown) => e);
+        expect(err, `${path} ${name}`).toBeInstanceOf(DouyinError);
+        const e = err as DouyinError;
+        expect({ path, name, kind: e.kind, retryable: e.retryable, logid: e.logid ?? null }).toEqual({
+          path,
+          name,
+          kind: 'transient',
+          retryable: true,
+          logid,
+        });
+        expect(e.description, `${path} ${name}`).toMatch(/^protocol error: /);
+        expect(fake.to(path).length - before).toBe(1);
+      }
+    }
+    expect(events.filter((e) => e.method !== 'clientToken').every((e) => e.outcome === 'error')).toBe(true);
   });
 
   it('HTTP 503 with HTML: transient, not retried', async () => {
@@ -424,6 +487,63 @@ describe('failures', () => {
     } finally {
       await c.close();
     }
+  });
+
+  it('a replacement the platform accepted and that died later (another process fetched newer tokens) is replaced again', async () => {
+    // tok-1 is refused; its replacement tok-2 works once, then dies as tokens rotate.
+    let tok2Uses = 0;
+    fake.handler = (req) => {
+      const t = req.headers['access-token'];
+      if (t === 'tok-1') return { json: envelope(28001008) };
+      if (t === 'tok-2' && ++tok2Uses > 1) return { json: envelope(28001008, {}, { logid: 'LOG-ROTATED' }) };
+      return { json: envelope(0) };
+    };
+    await expect(client.decrUserRemainTimes(decr)).resolves.toMatchObject({ errorCode: 0 });
+    expect(fake.tokenHits()).toBe(2);
+    await expect(client.decrUserRemainTimes(decr)).resolves.toMatchObject({ errorCode: 0 });
+    expect(fake.tokenHits()).toBe(3);
+    expect(fake.to(DOUYIN_PATHS.decrUserRemainTimes).map((c) => c.headers['access-token'])).toEqual([
+      'tok-1',
+      'tok-2',
+      'tok-2',
+      'tok-3',
+    ]);
+  });
+
+  it('a retry token read from the shared cache that has died too is replaced by a freshly fetched one', async () => {
+    const prefix = uniquePrefix('wire-rot');
+    const a = makeClient({ redisPrefix: prefix });
+    const b = makeClient({ redisPrefix: prefix });
+    try {
+      const dead = new Set<string>();
+      fake.handler = (req) =>
+        dead.has(String(req.headers['access-token'])) ? { json: envelope(28001008) } : { json: envelope(0) };
+      await a.decrUserRemainTimes(decr);
+      await b.decrUserRemainTimes(decr); // b now remembers tok-1 (for up to a second)
+      dead.add('tok-1');
+      await a.decrUserRemainTimes(decr); // a replaces it with tok-2, which works
+      dead.add('tok-2'); // rotated out by newer tokens fetched elsewhere
+      const before = fake.to(DOUYIN_PATHS.decrUserRemainTimes).length;
+      await expect(b.decrUserRemainTimes(decr)).resolves.toMatchObject({ errorCode: 0 });
+      const sent = fake.to(DOUYIN_PATHS.decrUserRemainTimes).slice(before);
+      expect(sent.map((c) => c.headers['access-token'])).toEqual(['tok-1', 'tok-2', 'tok-3']);
+      expect(fake.tokenHits()).toBe(3);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a call still refused as expired after its refresh fails transient (retry later), not auth', async () => {
+    fake.handler = () => ({ json: envelope(28001008, {}, { logid: 'LOG-EXP' }) });
+    const err = await client.decrUserRemainTimes(decr).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DouyinError);
+    expect(err).toMatchObject({ kind: 'transient', retryable: true, errorCode: 28001008, logid: 'LOG-EXP' });
+    expect(fake.to(DOUYIN_PATHS.decrUserRemainTimes)).toHaveLength(2);
+    expect(fake.tokenHits()).toBe(2);
+    // Refused at once now (no fetch for a minute), still retryable.
+    await expect(client.decrUserRemainTimes(decr)).rejects.toMatchObject({ kind: 'transient' });
+    expect(fake.tokenHits()).toBe(2);
   });
 
   it('the alternative expired code 2190008 also refreshes', async () => {

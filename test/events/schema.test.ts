@@ -57,6 +57,28 @@ describe('usage event schema', () => {
       /1024 bytes/,
     ],
     ['attributes nested', { attributes: { a: { b: 1 } } }, /attribute values/],
+    // PostgreSQL cannot store these; one would make the ledger refuse the event's whole job.
+    ['U+0000 in an attribute value', { attributes: { a: 'x\u0000y' } }, /^attributes\.a: .*U\+0000/],
+    [
+      'lone high surrogate in an attribute value',
+      { attributes: { a: 'x\ud800' } },
+      /^attributes\.a: .*surrogate/,
+    ],
+    [
+      'lone low surrogate in an attribute value',
+      { attributes: { a: '\udc00x' } },
+      /^attributes\.a: .*surrogate/,
+    ],
+    [
+      'U+0000 in an attribute key',
+      { attributes: { 'k\u0000': 1 } },
+      /^attributes\.k\\u0000: attribute keys .*U\+0000/,
+    ],
+    [
+      'lone surrogate in an attribute key',
+      { attributes: { '\udfff': 'v' } },
+      /^attributes\.\\udfff: attribute keys/,
+    ],
     ['unknown field (typo)', { open_id: 'u1' }, /open_id|Unrecognized/i],
   ];
   for (const [name, patch, message] of invalid) {
@@ -66,6 +88,27 @@ describe('usage event schema', () => {
       if (!r.ok) expect(r.errors.join('\n')).toMatch(message);
     });
   }
+
+  it('reports every unstorable string of an event, in every string field, escaped; keeps surrogate pairs', () => {
+    const r = validateEvent({
+      ...good,
+      eventId: 'e\u0000',
+      openId: 'u\ud800',
+      occurredAt: `${new Date().toISOString()}\u0000`,
+      attributes: { a: '\u0000', 'b\ud800': 1, ok: 'fine' },
+    });
+    expect(r).toEqual({
+      ok: false,
+      errors: [
+        'eventId: eventId must be printable ASCII without spaces',
+        'openId: openId must be printable ASCII without spaces',
+        expect.stringMatching(/^occurredAt: .*ISO-8601/),
+        'attributes.a: attribute values must not contain U+0000 or an unpaired surrogate',
+        'attributes.b\\ud800: attribute keys must not contain U+0000 or an unpaired surrogate',
+      ],
+    });
+    expect(validateEvent({ ...good, attributes: { 'emoji😀': '😀 ok' } }).ok).toBe(true);
+  });
 
   it('rejects non-objects', () => {
     for (const raw of [null, 42, 'x', [good]]) expect(validateEvent(raw).ok).toBe(false);

@@ -1,16 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
+import { holdsKeyLease, releaseKeyLease, takeKeyLease } from '../../src/ledger/key-lease.js';
 import {
   createDerivedBatch,
   eventsByStatus,
   existingEventIds,
   formBatch,
   insertEvents,
+  keyHasPendingEvents,
   keyString,
   keysNeedingCharge,
-  keyWork,
   openBatchOfKey,
-  recordFailedAttempt,
+  recordAttempt,
   settleBatch,
   settlePartialParent,
   upsertKeys,
@@ -68,7 +69,7 @@ describe('ledger SQL', () => {
     const ids = await upsertKeys(db, [key('u3')]);
     const k = [...ids.values()][0]!;
     await insertEvents(db, [ev('b1', k, 3), ev('b2', k, 4), ev('b3', k, 10), ev('b4', k, 1)]);
-    expect(await keyWork(db, k)).toEqual({ pending: true });
+    expect(await keyHasPendingEvents(db, k)).toBe(true);
     // maxCount 8 takes b1+b2 (7) and stops before b3.
     const formed = await formBatch(db, {
       keyId: k,
@@ -86,9 +87,11 @@ describe('ledger SQL', () => {
     });
     const b = (await openBatchOfKey(db, k))!;
     expect(b).toEqual(formed);
-    expect(await keyWork(db, k)).toEqual({ batch: b, pending: true });
+    const work = await takeKeyLease(db, k, 'w1', 60_000);
+    expect(work).toMatchObject({ kind: 'leased', batch: b, pending: true });
+    if (work.kind === 'leased') await releaseKeyLease(db, work.lease);
     // An open batch is found again, never a second one for the same events.
-    await recordFailedAttempt(db, {
+    await recordAttempt(db, {
       ...attempt(b.id, 'T1', 7),
       outcome: 'error',
       errorKind: 'network',
@@ -117,7 +120,7 @@ describe('ledger SQL', () => {
     expect(
       await formBatch(db, { keyId: k, outTradeNo: 'T4', maxEvents: 10, maxCount: 10, deadlineSec: 60 }),
     ).toBeUndefined();
-    expect((await keyWork(db, k)).pending).toBe(false);
+    expect(await keyHasPendingEvents(db, k)).toBe(false);
   });
 
   it('puts every event in exactly one batch when batches of one key are formed at once', async () => {
@@ -164,6 +167,24 @@ describe('ledger SQL', () => {
     expect(p).toMatchObject({ status: 'partial', chargedCount: 4, overageCount: 2 });
     const events = await db.usageEvent.findMany({ where: { keyId: k }, orderBy: { seq: 'asc' } });
     expect(events.map((e) => e.status)).toEqual(['charged', 'charged', 'overage']);
+  });
+
+  it('leases a key to one run at a time; a run whose token is superseded holds nothing', async () => {
+    const k = [...(await upsertKeys(db, [key('u-lease')])).values()][0]!;
+    const first = await takeKeyLease(db, k, 'w1', 60_000);
+    if (first.kind !== 'leased') throw new Error('expected a lease');
+    expect(await takeKeyLease(db, k, 'w2', 60_000)).toEqual({ kind: 'busy' });
+    expect(await holdsKeyLease(db, first.lease)).toBe(true);
+    // The lease expires (a stalled run): another run takes it with a larger token.
+    await db.$executeRaw`UPDATE meter_key SET lease_until = now() - interval '1 second' WHERE id = ${k}`;
+    const second = await takeKeyLease(db, k, 'w2', 60_000);
+    if (second.kind !== 'leased') throw new Error('expected a lease');
+    expect(second.lease.token).toBe(first.lease.token + 1n);
+    expect(await holdsKeyLease(db, first.lease)).toBe(false);
+    await releaseKeyLease(db, first.lease); // the stale run's release changes nothing
+    expect(await takeKeyLease(db, k, 'w3', 60_000)).toEqual({ kind: 'busy' });
+    await releaseKeyLease(db, second.lease);
+    expect((await takeKeyLease(db, k, 'w3', 60_000)).kind).toBe('leased');
   });
 
   it('finds keys whose work has waited too long', async () => {

@@ -83,6 +83,8 @@ async function chargeWithStall(openId: string, stallMs: number) {
     maxEvents: 100,
     maxCount: 1_000,
     deadlineSec: 60,
+    idempotencyWindowSec: 2_592_000,
+    leaseMs: 30_000,
   });
   const outcome = await charger.chargeKey(keyId);
   return { outcome, slots: limiter.slots };

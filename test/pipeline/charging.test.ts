@@ -49,14 +49,43 @@ describe('charging', () => {
     await p.expectExactTotals();
   });
 
-  it('keeps test-environment events in their own batches', async () => {
+  it('keeps test-environment events in their own batches, sent in test mode (nothing deducted)', async () => {
+    p.sim.setSettings({ testWhitelist: ['u2'] });
     const events = makeEvents(50, ['u2'], 'env').map((e, i) => ({ ...e, isTestEnv: i % 2 === 0 }));
     await p.send(events);
     await p.waitUntilSettled();
-    const trades = p.sim.state().trades.filter((t) => t.openId === 'u2');
-    const mixed = await p.db.chargeBatch.findMany({ where: { key: { openId: 'u2', isTestEnv: true } } });
-    expect(mixed.length).toBeGreaterThan(0);
-    for (const b of mixed) expect(trades.find((t) => t.outTradeNo === b.outTradeNo)?.isTestEnv).toBe(true);
+    const testBatches = await p.db.chargeBatch.findMany({
+      where: { key: { openId: 'u2', isTestEnv: true } },
+    });
+    expect(testBatches.length).toBeGreaterThan(0);
+    expect(testBatches.every((b) => b.status === 'charged')).toBe(true);
+    const testCalls = p.sim.state().testCalls.filter((c) => c.method === 'decr' && c.openId === 'u2');
+    for (const b of testBatches) expect(testCalls.some((c) => c.outTradeNo === b.outTradeNo)).toBe(true);
+    expect(p.sim.state().trades.some((t) => testBatches.some((b) => b.outTradeNo === t.outTradeNo))).toBe(
+      false,
+    );
     await p.expectExactTotals();
+  });
+
+  it('a test-mode batch of a user not on the test whitelist is refused and goes dead', async () => {
+    await p.send([
+      {
+        eventId: 'tm-x',
+        openId: 'not-whitelisted',
+        serviceId: 's1',
+        serviceModeId: 'm1',
+        count: 2,
+        isTestEnv: true,
+      },
+    ]);
+    const deadline = Date.now() + 20_000;
+    let batch = await p.db.chargeBatch.findFirst({ where: { key: { openId: 'not-whitelisted' } } });
+    while (batch?.status !== 'dead' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      batch = await p.db.chargeBatch.findFirst({ where: { key: { openId: 'not-whitelisted' } } });
+    }
+    expect(batch).toMatchObject({ status: 'dead', lastErrorCode: 2190099 });
+    expect(batch!.deadReason).toMatch(/^permanent_error: forbidden 2190099/);
+    p.sent.delete('tm-x'); // never charged: out of the exact totals
   });
 });

@@ -26,7 +26,7 @@ describe('dead letters and replay', () => {
       batch = await p.db.chargeBatch.findFirst();
     }
     expect(batch).toMatchObject({ status: 'dead', count: 4 });
-    expect(batch!.deadReason).toMatch(/deadline passed/);
+    expect(batch!.deadReason).toMatch(/^deadline: retry deadline .* passed/);
     expect(
       await p.db.callAttempt.count({ where: { batchId: batch!.id, outcome: 'error', httpStatus: 503 } }),
     ).toBeGreaterThan(0);

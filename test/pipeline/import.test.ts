@@ -96,6 +96,36 @@ describe('events import', () => {
     expect(JSON.parse(again.stdout.trim())).toEqual({ lines: 2, accepted: 0, duplicates: 2, rejected: 0 });
   });
 
+  it('an invalid line does not hide a later valid line with the same eventId, in its chunk or a later one', async () => {
+    const line = (eventId: string, count: number) =>
+      JSON.stringify({ eventId, openId: 'iu3', serviceId: 's1', serviceModeId: 'm1', count });
+    // 5,000 lines go to the ledger per chunk: `late` comes back in the second chunk.
+    const filler = Array.from({ length: 5_000 }, (_, i) => line(`fill-${i}`, 1));
+    const lines = [
+      line('early', 0),
+      line('early', 4),
+      line('late', -1),
+      ...filler,
+      line('late', 6),
+      line('early', 4),
+    ];
+    const r = await runCli(['events', 'import', '-'], p.env, `${lines.join('\n')}\n`);
+    expect(JSON.parse(r.stdout.trim()), r.stderr).toEqual({
+      lines: 5_005,
+      accepted: 5_002,
+      duplicates: 1,
+      rejected: 2,
+    });
+    expect(r.stderr).toMatch(/^line 1: count: /m);
+    expect(r.stderr).toMatch(/^line 3: count: /m);
+    for (const l of [...filler, line('early', 4), line('late', 6)]) {
+      const e = JSON.parse(l);
+      p.sent.set(e.eventId, e);
+    }
+    await p.waitUntilSettled();
+    await p.expectExactTotals();
+  });
+
   it('exits 2 for a missing file or bad usage', async () => {
     expect((await runCli(['events', 'import', '/nonexistent.ndjson'], p.env)).code).toBe(2);
     expect((await runCli(['events', 'import'], p.env)).code).toBe(2);

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DouyinMarketClient } from '../../src/douyin/index.js';
 import type { BatchStatus, EventStatus } from '../../src/generated/prisma/enums.js';
+import type { OperatorDouyinApi } from '../../src/server/douyin-api.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { redisUrl } from '../support/services.js';
 import { basic, startTestServer, type TestServer } from './helpers.js';
@@ -49,7 +50,14 @@ async function batch(
       finishedAt: status === 'open' ? null : new Date(),
     },
   });
-  const eventStatus: EventStatus = status === 'open' ? 'batched' : status === 'partial' ? 'charged' : status;
+  const eventStatus: EventStatus =
+    status === 'open'
+      ? 'batched'
+      : status === 'partial'
+        ? 'charged'
+        : status === 'voided'
+          ? 'pending'
+          : status;
   await s.db.usageEvent.createMany({
     data: counts.map((count, i) => ({
       eventId: `api-${n}-${i}`,
@@ -136,6 +144,25 @@ describe('reads', () => {
     expect(body.queues.charge).toBeDefined();
     expect(body.oldestPendingEventAgeSec).toBeNull();
     expect(Date.parse(body.now)).toBeGreaterThan(0);
+    expect(body.chargeAlerts).toEqual({ total: 0, latest: [] });
+  });
+
+  it('GET /api/status: a stray success answer shows as a charge alert', async () => {
+    await s.db.chargeAlert.create({
+      data: {
+        kind: 'stray_success',
+        batchId: ids.c2!,
+        outTradeNo: 'T-stray',
+        details: { why: 'lease_lost' },
+      },
+    });
+    await new Promise((r) => setTimeout(r, 1_100)); // /api/status is cached for a second
+    const { body } = await json(await s.api('/api/status'));
+    expect(body.chargeAlerts).toMatchObject({
+      total: 1,
+      latest: [{ kind: 'stray_success', batchId: String(ids.c2), outTradeNo: 'T-stray' }],
+    });
+    await s.db.chargeAlert.deleteMany();
   });
 
   it('GET /api/batches: newest first, keyset pages that neither overlap nor skip', async () => {
@@ -329,7 +356,9 @@ describe('actions', () => {
 
     // A charged batch is not replayed; the refusal is audited too.
     const charged = await batch('dave', 'charged', [1], [{ outcome: 'success', logid: 'L-y' }]);
-    const refused = await json(await s.api(`/api/batches/${charged.id}/replay`, { method: 'POST' }));
+    const refused = await json(
+      await s.api(`/api/batches/${charged.id}/replay`, { method: 'POST', body: {} }),
+    );
     expect(refused.body).toEqual({
       replayed: [],
       skipped: [{ id: String(charged.id), reason: expect.stringMatching(/status is charged/) }],
@@ -346,7 +375,8 @@ describe('actions', () => {
     const b = await batch('frank', 'dead', [2]);
     const res = await fetch(`${s.url}/api/batches/replay-dead`, {
       method: 'POST',
-      headers: { authorization: basic('auditor', 'another-password') },
+      headers: { authorization: basic('auditor', 'another-password'), 'content-type': 'application/json' },
+      body: '{}',
     });
     const body = await res.json();
     expect(res.status).toBe(200);
@@ -356,6 +386,65 @@ describe('actions', () => {
     expect(rows.map((r) => r.action).sort()).toEqual(
       [...body.replayed.map(() => 'batch.replay'), 'batch.replay-dead'].sort(),
     );
+  });
+
+  // These run src/metering/resolve.ts (resolveBatches), which audits each batch itself.
+  it('POST /api/batches/:id/resolve as uncharged voids a dead batch, recorded with the operator', async () => {
+    const dead = await batch('hana', 'dead', [3, 4], [{ outcome: 'error', logid: 'L-r1' }]);
+    const { status, body } = await json(
+      await s.api(`/api/batches/${dead.id}/resolve`, { method: 'POST', body: { as: 'uncharged' } }),
+    );
+    expect(status).toBe(200);
+    expect(body).toEqual({ resolved: [String(dead.id)], skipped: [] });
+    const after = await s.db.chargeBatch.findUniqueOrThrow({ where: { id: dead.id } });
+    expect(after).toMatchObject({ status: 'voided', resolvedAs: 'uncharged', resolvedBy: 'ops' });
+    expect(
+      await s.db.operatorAudit.count({ where: { target: String(dead.id), actor: 'ops' } }),
+    ).toBeGreaterThan(0);
+    // The batch's view says so.
+    const view = (await json(await s.api(`/api/batches/${dead.id}`))).body.batch;
+    expect(view).toMatchObject({ status: 'voided', resolvedAs: 'uncharged', resolvedBy: 'ops' });
+  });
+
+  it('POST /api/batches/:id/resolve as charged settles an insufficient batch; a charged one is skipped with a reason', async () => {
+    const short = await batch('hana', 'insufficient', [2]);
+    const ok = await json(
+      await s.api(`/api/batches/${short.id}/resolve`, { method: 'POST', body: { as: 'charged' } }),
+    );
+    expect(ok).toEqual({ status: 200, body: { resolved: [String(short.id)], skipped: [] } });
+    expect(await s.db.chargeBatch.findUniqueOrThrow({ where: { id: short.id } })).toMatchObject({
+      resolvedAs: 'charged',
+      resolvedBy: 'ops',
+    });
+
+    const charged = await batch('hana', 'charged', [1], [{ outcome: 'success', logid: 'L-r2' }]);
+    const skipped = await json(
+      await s.api(`/api/batches/${charged.id}/resolve`, { method: 'POST', body: { as: 'uncharged' } }),
+    );
+    expect(skipped).toEqual({
+      status: 200,
+      body: { resolved: [], skipped: [{ id: String(charged.id), reason: expect.any(String) }] },
+    });
+    expect((await s.db.chargeBatch.findUniqueOrThrow({ where: { id: charged.id } })).status).toBe('charged');
+  });
+
+  it('POST /api/batches/:id/resolve wants {"as": "charged" | "uncharged"}, nothing else', async () => {
+    const dead = await batch('hana', 'dead', [1]);
+    for (const [body, message] of [
+      [{}, /as/],
+      [{ as: 'maybe' }, /as/],
+      [{ as: 'charged', note: 'x' }, /note/],
+      [null, /body/],
+    ] as const) {
+      const res = await json(await s.api(`/api/batches/${dead.id}/resolve`, { method: 'POST', body }));
+      expect({ body, status: res.status }).toEqual({ body, status: 400 });
+      expect(res.body.error.message).toMatch(message);
+    }
+    const badId = await json(
+      await s.api('/api/batches/abc/resolve', { method: 'POST', body: { as: 'charged' } }),
+    );
+    expect(badId.status).toBe(400);
+    expect((await s.db.chargeBatch.findUniqueOrThrow({ where: { id: dead.id } })).status).toBe('dead');
   });
 
   it('purchase tools answer 503 without a Douyin client, after validating input', async () => {
@@ -464,5 +553,63 @@ describe('with Douyin (the simulator behind the real client)', () => {
     } finally {
       sim.setFaults({ http5xxRate: 0 });
     }
+  });
+});
+
+describe('user lookup with many services', () => {
+  let f: TestServer;
+  /** The serviceId of every purchase-list read, in order. */
+  const asked: string[] = [];
+  const douyin: OperatorDouyinApi = {
+    async getUserServicePurchaseList({ serviceId }) {
+      asked.push(serviceId);
+      return { purchaseInfoList: [{ serviceModeId: 'm1', remainServiceTimes: 7 }] };
+    },
+    insertPurchaseInfo: async () => ({}),
+    deletePurchaseInfo: async () => ({}),
+  };
+  const services = Array.from({ length: 25 }, (_, i) => `svc-${String(i + 1).padStart(2, '0')}`);
+  beforeAll(async () => {
+    f = await startTestServer({ label: 'api_services', databaseUrl: s.databaseUrl, douyin });
+    await f.db.meterKey.createMany({
+      data: services.map((serviceId) => ({
+        openId: 'many',
+        serviceId,
+        serviceModeId: 'm1',
+        isTestEnv: false,
+      })),
+    });
+  });
+  afterAll(async () => f?.close());
+
+  it('reads the remaining times of 20 services a lookup; nextCursor pages through the rest', async () => {
+    const first = await json(await f.api('/api/users/many'));
+    expect(first.status).toBe(200);
+    expect(first.body.keys).toHaveLength(25);
+    expect(asked).toEqual(services.slice(0, 20));
+    expect(first.body.remaining.map((r: { serviceId: string }) => r.serviceId)).toEqual(
+      services.slice(0, 20),
+    );
+    expect(first.body.nextCursor).toBe('svc-20');
+
+    asked.length = 0;
+    const second = await json(await f.api(`/api/users/many?cursor=${first.body.nextCursor}`));
+    expect(second.status).toBe(200);
+    expect(asked).toEqual(services.slice(20));
+    expect(second.body.remaining).toEqual(
+      services.slice(20).map((serviceId) => ({
+        serviceId,
+        purchases: [{ serviceModeId: 'm1', remainServiceTimes: 7 }],
+      })),
+    );
+    expect(second.body.nextCursor).toBeNull();
+
+    // An extra ?serviceId= is one of the services paged through, still at most 20 a lookup.
+    asked.length = 0;
+    const extra = await json(await f.api('/api/users/many?serviceId=svc-99&cursor=svc-20'));
+    expect(asked).toEqual([...services.slice(20), 'svc-99']);
+    expect(extra.body.nextCursor).toBeNull();
+    const bad = await f.api('/api/users/many?cursor=has%20space');
+    expect(bad.status).toBe(400);
   });
 });

@@ -1,7 +1,8 @@
 // The dashboard in a real browser (Debian's chromium through playwright-core):
 // sign in, watch numbers and batches move while events flow, replay a dead batch
-// from the page until it is charged, look a user up, and fit a 375 px screen.
-// Screenshots go to test-results/.
+// from the page until it is charged, look a user up, and fit a 375 px screen; then
+// test-mode badges, the Replay/Resolve buttons of dead and insufficient batches, and
+// what a skipped action says. Screenshots go to test-results/.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createDouyinClientFromConfig } from '../../src/douyin/index.js';
+import type { BatchStatus } from '../../src/generated/prisma/enums.js';
 import { createLogger } from '../../src/logger.js';
 import { type MeterWorker, startMeterWorker } from '../../src/metering/worker.js';
 import { buildWeb } from '../../src/server/web.js';
@@ -228,6 +230,131 @@ describe('dashboard in chromium', () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await page.screenshot({ path: join(shots, 'dashboard-375px.png'), fullPage: true });
 
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  /** A batch straight in the ledger (no events), as the worker would leave it. */
+  let made = 0;
+  async function ledgerBatch(openId: string, status: BatchStatus, count: number, isTestEnv = false) {
+    const identity = { openId, serviceId: 's1', serviceModeId: 'm1', isTestEnv };
+    const key = await s.db.meterKey.upsert({
+      where: { openId_serviceId_serviceModeId_isTestEnv: identity },
+      create: identity,
+      update: {},
+    });
+    made += 1;
+    return s.db.chargeBatch.create({
+      data: {
+        keyId: key.id,
+        outTradeNo: `web-made-${made}`,
+        count,
+        eventCount: 0,
+        status,
+        chargedCount: status === 'charged' ? count : 0,
+        deadReason: status === 'dead' ? 'permanent: forbidden' : null,
+        deadlineAt: new Date(),
+        finishedAt: new Date(),
+      },
+    });
+  }
+
+  /** A fresh context signed in; dialogs (confirm) are recorded and answered with `answer.ok`. */
+  async function signedInPage() {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    const dialogs: string[] = [];
+    const answer = { ok: false };
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void (answer.ok ? d.accept() : d.dismiss());
+    });
+    await page.goto(`${s.url}/`);
+    await page.getByTestId('signin-user').fill(OPERATOR.user);
+    await page.getByTestId('signin-password').fill(OPERATOR.password);
+    await page.getByTestId('signin-submit').click();
+    await expect.poll(() => page.getByTestId('whoami').textContent()).toBe(OPERATOR.user);
+    return { context, page, pageErrors, dialogs, answer };
+  }
+
+  it('test-mode badge; Replay and Resolve on dead and insufficient batches; a skipped replay says why', async () => {
+    const testMode = await ledgerBatch('web-testenv', 'charged', 3, true);
+    const real = await ledgerBatch('web-real', 'charged', 2);
+    const dead = await ledgerBatch('web-stuck', 'dead', 9);
+    const short = await ledgerBatch('web-short', 'insufficient', 4, true);
+    const { context, page, pageErrors, dialogs } = await signedInPage();
+    const row = (id: bigint) => page.locator(`[data-testid=batch-row][data-batch-id="${id}"]`);
+
+    // Test mode is marked in the list and in the details; a real batch is not.
+    await page.getByTestId('batch-status-filter').selectOption('charged');
+    await until('the test-mode batch listed', async () => (await row(testMode.id).count()) === 1);
+    expect(await row(testMode.id).getByTestId('test-badge').textContent()).toBe('test');
+    expect(await row(real.id).getByTestId('test-badge').count()).toBe(0);
+    await row(testMode.id).click();
+    await expect.poll(() => page.getByTestId('batch-detail').getByTestId('test-badge').count()).toBe(1);
+    // A charged batch offers nothing to replay or resolve.
+    expect(await page.getByTestId(`detail-replay-${testMode.id}`).count()).toBe(0);
+
+    // The dead batch: Replay and both Resolve buttons; the confirm names its uses.
+    const deadRow = page.locator(`[data-testid=dead-row][data-batch-id="${dead.id}"]`);
+    await until('the dead batch listed', async () => (await deadRow.count()) === 1);
+    for (const action of ['replay', 'resolve-charged', 'resolve-uncharged'])
+      expect(await page.getByTestId(`${action}-${dead.id}`).isVisible()).toBe(true);
+    await page.getByTestId(`resolve-charged-${dead.id}`).click();
+    await expect.poll(() => dialogs.length).toBe(1);
+    expect(dialogs[0]).toMatch(new RegExp(`batch ${dead.id} \\(9 uses\\) as charged`));
+    // Cancelled: nothing was asked of the server.
+    expect((await s.db.chargeBatch.findUniqueOrThrow({ where: { id: dead.id } })).status).toBe('dead');
+
+    // The insufficient batch (test mode too): the same buttons in its details.
+    await page.getByTestId('batch-status-filter').selectOption('insufficient');
+    await until('the insufficient batch listed', async () => (await row(short.id).count()) === 1);
+    expect(await row(short.id).getByTestId('test-badge').count()).toBe(1);
+    await row(short.id).click();
+    for (const action of ['replay', 'resolve-charged', 'resolve-uncharged'])
+      await expect.poll(() => page.getByTestId(`detail-${action}-${short.id}`).isVisible()).toBe(true);
+    await page.getByTestId(`detail-resolve-uncharged-${short.id}`).click();
+    await expect.poll(() => dialogs.length).toBe(2);
+    expect(dialogs[1]).toMatch(new RegExp(`batch ${short.id} \\(4 uses\\) as uncharged`));
+
+    // Settled elsewhere meanwhile: the page's Replay is skipped, and the page says why.
+    await s.db.chargeBatch.update({ where: { id: short.id }, data: { status: 'charged' } });
+    await page.getByTestId(`detail-replay-${short.id}`).click();
+    const message = page.getByTestId('batch-action-message');
+    await expect
+      .poll(() => message.textContent())
+      .toMatch(new RegExp(`Replayed 0 batches; skipped ${short.id}: status is charged`));
+    expect(await message.getAttribute('class')).toBe('error');
+    expect(await page.getByTestId('replay-message').textContent()).toMatch(/skipped/);
+
+    // Three buttons a dead row still fit a phone.
+    await page.setViewportSize({ width: 375, height: 800 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: join(shots, 'dashboard-actions-375px.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  // Runs src/metering/resolve.ts (resolveBatches) behind POST /api/batches/:id/resolve.
+  it('resolve a dead batch as uncharged from the page, after a confirm naming its uses', async () => {
+    const dead = await ledgerBatch('web-void', 'dead', 7);
+    const { context, page, pageErrors, dialogs, answer } = await signedInPage();
+    answer.ok = true;
+    const deadRow = page.locator(`[data-testid=dead-row][data-batch-id="${dead.id}"]`);
+    await until('the dead batch listed', async () => (await deadRow.count()) === 1);
+    await page.getByTestId(`resolve-uncharged-${dead.id}`).click();
+    await expect
+      .poll(() => page.getByTestId('replay-message').textContent())
+      .toBe(`Resolved as uncharged 1 batch (${dead.id}).`);
+    expect(dialogs).toEqual([expect.stringMatching(/\(7 uses\) as uncharged/)]);
+    await until('the batch off the dead list', async () => (await deadRow.count()) === 0);
+    expect(await s.db.chargeBatch.findUniqueOrThrow({ where: { id: dead.id } })).toMatchObject({
+      resolvedAs: 'uncharged',
+      resolvedBy: OPERATOR.user,
+    });
     expect(pageErrors).toEqual([]);
     await context.close();
   });

@@ -179,4 +179,44 @@ describe('POST /v1/events end to end with the worker and the Douyin simulator', 
     await new Promise((r) => setTimeout(r, 1_000));
     expect(deducted()).toEqual(expected);
   });
+
+  it('rejects an attribute PostgreSQL cannot store, with its reason, and still charges the good neighbour', async () => {
+    sim.setBalance({ openId: 'e4', serviceId: 's1', serviceModeId: 'm1', remaining: 1e6 });
+    const good = event('e4', 7, { attributes: { plan: 'pro 😀' } });
+    const nul = event('e4', 5, { attributes: { note: 'a\u0000b' } });
+    const surrogate = event('e4', 3, { attributes: { ['k\ud800']: 'v' } });
+    const res = await s.postEvents([nul, good, surrogate]);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({
+      accepted: 1,
+      duplicates: 0,
+      rejected: 2,
+      results: [
+        {
+          index: 0,
+          eventId: nul.eventId,
+          status: 'rejected',
+          errors: ['attributes.note: attribute values must not contain U+0000 or an unpaired surrogate'],
+        },
+        { index: 1, eventId: good.eventId, status: 'accepted' },
+        {
+          index: 2,
+          eventId: surrogate.eventId,
+          status: 'rejected',
+          errors: ['attributes.k\\ud800: attribute keys must not contain U+0000 or an unpaired surrogate'],
+        },
+      ],
+    });
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const e = await s.db.usageEvent.findUnique({ where: { eventId: good.eventId } });
+      if (e?.status === 'charged') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await s.db.usageEvent.findUnique({ where: { eventId: good.eventId } }))?.status).toBe('charged');
+    expect(sim.state().balances.find((b) => b.openId === 'e4')?.deducted).toBe(7);
+    expect(
+      await s.db.usageEvent.count({ where: { eventId: { in: [nul.eventId, surrogate.eventId] } } }),
+    ).toBe(0);
+  });
 });

@@ -36,6 +36,8 @@ export interface TestServer {
 
 export interface TestServerOptions extends Partial<Omit<ServerDeps, 'logger'>> {
   label: string;
+  /** Default: a fresh database cloned from the migrated template. */
+  databaseUrl?: string;
   /** Default: the shared test Redis. */
   redisUrl?: string;
 }
@@ -46,6 +48,7 @@ export async function startTestServer(o: TestServerOptions): Promise<TestServer>
   redis.on('error', () => {});
   const db = o.db ?? createPrisma(databaseUrl, { poolSize: 4 });
   const prefix = o.prefix ?? uniquePrefix(o.label);
+  const { label: _label, redisUrl: _redisUrl, databaseUrl: _databaseUrl, ...deps } = o;
   const app = await buildServer({
     apiKeys: [API_KEY, OTHER_API_KEY],
     users: new Map([
@@ -53,11 +56,10 @@ export async function startTestServer(o: TestServerOptions): Promise<TestServer>
       ['auditor', 'another-password'],
     ]),
     logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-    ...o,
+    ...deps,
     db,
     redis,
     prefix,
-    databaseUrl,
   });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const queues = createQueues(redis, prefix);

@@ -84,6 +84,34 @@ describe('simulator control endpoint', () => {
     expect(code(await call(sim, DECR, { body: decrBody(), token: live }))).toBe(28001008);
   });
 
+  it('GET /_sim/settings shows the window, the token overlap and the test whitelist; POST changes them', async () => {
+    const start = await call(sim, '_sim/settings');
+    expect(start.status).toBe(200);
+    expect(start.json).toEqual({ idempotencyWindowSec: 2_592_000, tokenOverlapSec: 300, testWhitelist: [] });
+    const a = await call(sim, '_sim/settings', { body: { testWhitelist: ['t1', 't2'], tokenOverlapSec: 1 } });
+    expect(a.status).toBe(200);
+    expect(a.json).toEqual({
+      idempotencyWindowSec: 2_592_000,
+      tokenOverlapSec: 1,
+      testWhitelist: ['t1', 't2'],
+    });
+    expect(sim.settings()).toEqual(a.json);
+    for (const body of [
+      { idempotencyWindowSec: 0 },
+      { tokenOverlapSec: -1 },
+      { testWhitelist: 't1' },
+      { testWhitelist: [''] },
+      { nonsense: 1 },
+    ]) {
+      const bad = await call(sim, '_sim/settings', { body });
+      expect({ body, status: bad.status }).toEqual({ body, status: 400 });
+    }
+    expect(sim.settings()).toEqual(a.json);
+    // Settings go back to the simulator's start options on reset.
+    await call(sim, '_sim/reset', { method: 'POST' });
+    expect(sim.settings()).toEqual(start.json);
+  });
+
   it('POST /_sim/reset clears balances, trades, counters and faults', async () => {
     sim.setFaults({ qps: 9, busyRate: 0.5 });
     const r = await call(sim, '_sim/reset', { method: 'POST' });
@@ -91,6 +119,8 @@ describe('simulator control endpoint', () => {
     expect(sim.state()).toEqual({
       balances: [],
       trades: [],
+      testCalls: [],
+      contractViolations: [],
       tokensIssued: 0,
       calls: {
         total: 0,
@@ -102,6 +132,8 @@ describe('simulator control endpoint', () => {
         hangs: 0,
         appliedButLost: 0,
         replays: 0,
+        deductedAgain: 0,
+        tokenRefused: 0,
         maxPerSecond: 0,
       },
     });

@@ -36,7 +36,7 @@ describe('simulator faults', () => {
     expect(a.status).toBe(503);
     expect(a.json).toBeUndefined();
     expect(a.text.length).toBeGreaterThan(0);
-    const list = await call(sim, `${LIST}?serviceId=s1&open_id=u1`, { token });
+    const list = await call(sim, `${LIST}?open_id=u1&service_id=s1&is_test_env=false`, { token });
     expect(list.status).toBe(503);
     expect(sim.state().trades).toEqual([]);
     expect(sim.state().calls.http5xx).toBe(2);

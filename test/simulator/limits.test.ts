@@ -37,9 +37,11 @@ describe('simulator QPS limit and latency', () => {
   it('counts the four business endpoints together and frees the window after 1000 ms', async () => {
     sim.setFaults({ qps: 3 });
     expect(code(await call(sim, DECR, { body: decrBody(), token }))).toBe(0);
-    expect(code(await call(sim, `${LIST}?serviceId=s1&open_id=u1`, { token }))).toBe(0);
+    expect(code(await call(sim, `${LIST}?open_id=u1&service_id=s1&is_test_env=false`, { token }))).toBe(0);
     expect(code(await call(sim, DECR, { body: decrBody(), token }))).toBe(0);
-    expect(code(await call(sim, `${LIST}?serviceId=s1&open_id=u1`, { token }))).toBe(2118110);
+    expect(code(await call(sim, `${LIST}?open_id=u1&service_id=s1&is_test_env=false`, { token }))).toBe(
+      2118110,
+    );
     // Token and control calls are neither limited nor counted.
     expect(await getToken(sim)).toMatch(/^clt\./);
     expect((await call(sim, '_sim/state')).status).toBe(200);

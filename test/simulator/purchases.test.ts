@@ -119,7 +119,7 @@ describe('simulator purchases', () => {
     expect(a.json.data.description).toContain('out_trade_no');
   });
 
-  it('lists one entry per bucket of that user and service, by serviceId or service_id', async () => {
+  it('lists one entry per bucket of that user and service', async () => {
     await call(sim, INSERT, {
       body: purchaseBody({ usage_times: 10, purchase_time: 1_700_000_000_000, duration: 30 }),
       token,
@@ -129,7 +129,7 @@ describe('simulator purchases', () => {
     await call(sim, INSERT, { body: purchaseBody({ open_id: 'u2', usage_times: 1 }), token });
     await call(sim, DECR, { body: decrBody({ count: 4 }), token });
 
-    const a = await call(sim, `${LIST}?serviceId=s1&open_id=u1`, { token });
+    const a = await call(sim, `${LIST}?open_id=u1&service_id=s1&is_test_env=false`, { token });
     expect(a.status).toBe(200);
     expect(code(a)).toBe(0);
     expect(a.json.extra.error_code).toBe(0);
@@ -149,21 +149,82 @@ describe('simulator purchases', () => {
     });
     expect(list.find((p) => p.service_mode_id === 'm2')).toMatchObject({ remain_service_times: 3 });
 
-    const alt = await call(sim, `${LIST}?service_id=s2&open_id=u1`, { token });
-    expect(alt.json.data.purchase_info_list).toEqual([
+    const other = await call(sim, `${LIST}?open_id=u1&service_id=s2&is_test_env=false`, { token });
+    expect(other.json.data.purchase_info_list).toEqual([
       expect.objectContaining({ service_id: 's2', remain_service_times: 1 }),
     ]);
-    const none = await call(sim, `${LIST}?serviceId=s1&open_id=nobody`, { token });
+    const none = await call(sim, `${LIST}?open_id=nobody&service_id=s1&is_test_env=false`, { token });
     expect(none.json.data.purchase_info_list).toEqual([]);
+    expect(sim.state().contractViolations).toEqual([]);
   });
 
-  it('the list validates its query and needs a token', async () => {
-    const noUser = await call(sim, `${LIST}?serviceId=s1`, { token });
-    expect(code(noUser)).toBe(2100005);
-    expect(noUser.json.data.description).toContain('open_id');
-    const noService = await call(sim, `${LIST}?open_id=u1`, { token });
-    expect(code(noService)).toBe(2100005);
-    expect(noService.json.data.description).toContain('serviceId');
-    expect(code(await call(sim, `${LIST}?serviceId=s1&open_id=u1`))).toBe(28001003);
+  it('the list takes only open_id, service_id and is_test_env: anything else is 2100005 and a contract violation', async () => {
+    sim.setBalance({ openId: 'u1', serviceId: 's1', serviceModeId: 'm1', remaining: 5 });
+    const cases: [string, string][] = [
+      // The seed SDK's camelCase spelling, alone or next to the right one.
+      ['serviceId', 'serviceId=s1&open_id=u1&is_test_env=false'],
+      ['serviceId', 'serviceId=s1&service_id=s1&open_id=u1&is_test_env=false'],
+      ['service_id', 'open_id=u1&is_test_env=false'],
+      ['service_id', 'service_id=&open_id=u1&is_test_env=false'],
+      ['open_id', 'service_id=s1&is_test_env=false'],
+      ['is_test_env', 'service_id=s1&open_id=u1'],
+      ['is_test_env', 'service_id=s1&open_id=u1&is_test_env=1'],
+      ['is_test_env', 'service_id=s1&open_id=u1&is_test_env=False'],
+    ];
+    for (const [field, query] of cases) {
+      const a = await call(sim, `${LIST}?${query}`, { token });
+      expect({ query, status: a.status, code: code(a) }).toEqual({ query, status: 200, code: 2100005 });
+      expect(a.json.data.description).toContain(field);
+      expect(a.json.data.purchase_info_list).toBeUndefined();
+    }
+    const violations = sim.state().contractViolations;
+    expect(violations).toHaveLength(cases.length);
+    expect(violations[0]).toEqual({
+      path: '/market/service/user/purchase/list/',
+      problem: expect.stringContaining('serviceId'),
+      at: expect.any(Number),
+    });
+    violations.forEach((v, i) => {
+      expect(v.problem).toContain(cases[i]![0]);
+    });
+  });
+
+  it('every endpoint records what was wrong with a request it refused as invalid', async () => {
+    await call(sim, DECR, { body: decrBody({ count: '3' }), token });
+    await call(sim, INSERT, { body: purchaseBody({ purchase_time: 1_700_000_000 }), token });
+    await call(sim, DELETE, { body: { open_id: 'u1', service_id: 's1', service_mode_id: 'm1' }, token });
+    expect(sim.state().contractViolations.map((v) => [v.path, v.problem.split(' ')[0]])).toEqual([
+      ['/market/service/user/remaintimes/decr/', 'count'],
+      ['/market/service/user/insert/purchase/info/', 'purchase_time'],
+      ['/market/service/user/delete/purchase/info/', 'out_trade_no'],
+    ]);
+    // A missing token is not a malformed request: refused, but not a violation.
+    await call(sim, `${LIST}?serviceId=s1&open_id=u1`);
+    expect(sim.state().contractViolations).toHaveLength(3);
+  });
+
+  it('the list needs a token', async () => {
+    expect(code(await call(sim, `${LIST}?service_id=s1&open_id=u1&is_test_env=false`))).toBe(28001003);
+  });
+
+  it('test mode: remain_service_times is always 1 for a whitelisted open_id; others get 2190099', async () => {
+    sim.setSettings({ testWhitelist: ['u1'] });
+    sim.setBalance({ openId: 'u1', serviceId: 's1', serviceModeId: 'm1', remaining: 42 });
+    sim.setBalance({ openId: 'u2', serviceId: 's1', serviceModeId: 'm1', remaining: 42 });
+    const a = await call(sim, `${LIST}?open_id=u1&service_id=s1&is_test_env=true`, { token });
+    expect(code(a)).toBe(0);
+    expect(a.json.data.purchase_info_list).toEqual([
+      expect.objectContaining({ service_id: 's1', service_mode_id: 'm1', remain_service_times: 1 }),
+    ]);
+    const real = await call(sim, `${LIST}?open_id=u1&service_id=s1&is_test_env=false`, { token });
+    expect(real.json.data.purchase_info_list).toEqual([
+      expect.objectContaining({ remain_service_times: 42 }),
+    ]);
+    expect(code(await call(sim, `${LIST}?open_id=u2&service_id=s1&is_test_env=true`, { token }))).toBe(
+      2190099,
+    );
+    expect(sim.state().testCalls).toEqual([
+      { method: 'purchaseList', openId: 'u1', serviceId: 's1', at: expect.any(Number) },
+    ]);
   });
 });

@@ -1,4 +1,5 @@
-// POST /oauth/client_token/ and the access-token check of business calls.
+// POST /oauth/client_token/ and the access-token check of business calls, including
+// the platform's rotation: a new token leaves the previous one an overlap, older ones die.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { call, code, DECR, decrBody, getToken, KEY, SECRET, sleep } from './helpers.js';
@@ -119,6 +120,49 @@ describe('simulator token endpoint', () => {
       expect(code(await call(long, DECR, { body: decrBody(), token: await getToken(long) }))).toBe(0);
     } finally {
       await long.close();
+    }
+  });
+
+  it('a new token leaves the previous one valid for the overlap only, and kills older ones at once', async () => {
+    const rot = await startSimulator({ tokenOverlapSec: 1 });
+    try {
+      rot.setBalance({ openId: 'u1', serviceId: 's1', serviceModeId: 'm1', remaining: 100 });
+      const ok = async (t: string) => code(await call(rot, DECR, { body: decrBody(), token: t }));
+      const a = await getToken(rot);
+      const b = await getToken(rot);
+      expect(await ok(a)).toBe(0); // the previous one, within its overlap
+      expect(await ok(b)).toBe(0);
+      const c = await getToken(rot);
+      // At most the latest two live: a is dead at once, b has its overlap.
+      expect(await ok(a)).toBe(28001008);
+      expect(await ok(b)).toBe(0);
+      expect(await ok(c)).toBe(0);
+      await sleep(1_100);
+      expect(await ok(b)).toBe(28001008);
+      expect(await ok(c)).toBe(0);
+      expect(rot.state().calls.tokenRefused).toBe(2);
+    } finally {
+      await rot.close();
+    }
+  });
+
+  it('the overlap is 300 s by default and can be changed while running', async () => {
+    const rot = await startSimulator();
+    try {
+      expect(rot.settings().tokenOverlapSec).toBe(300);
+      rot.setBalance({ openId: 'u1', serviceId: 's1', serviceModeId: 'm1', remaining: 100 });
+      const ok = async (t: string) => code(await call(rot, DECR, { body: decrBody(), token: t }));
+      const a = await getToken(rot);
+      await getToken(rot);
+      expect(await ok(a)).toBe(0);
+      rot.setSettings({ tokenOverlapSec: 0 });
+      const c = await getToken(rot);
+      const d = await getToken(rot);
+      // Overlap 0: each new token ends the previous one at once.
+      expect(await ok(c)).toBe(28001008);
+      expect(await ok(d)).toBe(0);
+    } finally {
+      await rot.close();
     }
   });
 });

@@ -1,4 +1,6 @@
 // The dashboard's calls to the operator API (same origin; the session cookie rides along).
+// Every POST carries a JSON body with content-type application/json, `{}` when there is
+// nothing to say: the server refuses a change without one (src/server/origin.ts).
 
 export class UnauthorizedError extends Error {
   override name = 'UnauthorizedError';

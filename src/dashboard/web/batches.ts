@@ -1,15 +1,58 @@
 // Batch tables: recent batches (with a status filter), the dead-letter list with
-// its Replay buttons, and one batch's details (events and every call attempt).
+// its Replay and Resolve buttons, and one batch's details (events and every call
+// attempt; the same buttons when it is dead or insufficient). Test-mode batches
+// (is_test_env: Douyin deducts nothing) carry a "test" badge everywhere.
 import { badge, describeError, fill, fmtNum, fmtTime, h } from './dom.js';
 import type { BatchDetail, BatchView } from './types.js';
+
+/** What an operator can do with a dead or insufficient batch. */
+export interface BatchActions {
+  replay(b: BatchView): void;
+  resolve(b: BatchView, as: 'charged' | 'uncharged'): void;
+}
+
+/** Batches an operator may replay or resolve by hand. */
+const ACTIONABLE = ['dead', 'insufficient'];
+
+const testBadge = (b: BatchView) =>
+  b.isTestEnv
+    ? h(
+        'span',
+        { class: 'badge st-test', 'data-testid': 'test-badge', title: 'test mode: Douyin deducts nothing' },
+        'test',
+      )
+    : null;
 
 const userCell = (b: BatchView) =>
   h(
     'td',
     { class: 'mono' },
     b.openId,
-    h('span', { class: 'muted small' }, ` ${b.serviceId}/${b.serviceModeId}${b.isTestEnv ? ' test' : ''}`),
+    h('span', { class: 'muted small' }, ` ${b.serviceId}/${b.serviceModeId}`),
   );
+
+/** Replay, Resolve as charged, Resolve as uncharged; test ids carry `prefix`. */
+function actionButtons(b: BatchView, actions: BatchActions, prefix: string): HTMLElement {
+  const button = (testid: string, label: string, onclick: () => void, cls = '') =>
+    h('button', { type: 'button', class: cls, 'data-testid': testid, onclick }, label);
+  return h(
+    'span',
+    { class: 'actions' },
+    button(`${prefix}replay-${b.id}`, 'Replay', () => actions.replay(b)),
+    button(
+      `${prefix}resolve-charged-${b.id}`,
+      'Resolve as charged',
+      () => actions.resolve(b, 'charged'),
+      'secondary',
+    ),
+    button(
+      `${prefix}resolve-uncharged-${b.id}`,
+      'Resolve as uncharged',
+      () => actions.resolve(b, 'uncharged'),
+      'secondary',
+    ),
+  );
+}
 
 export function renderBatches(el: HTMLElement, items: BatchView[], onSelect: (id: string) => void): void {
   if (items.length === 0) {
@@ -53,7 +96,7 @@ export function renderBatches(el: HTMLElement, items: BatchView[], onSelect: (id
               onclick: () => onSelect(b.id),
             },
             h('td', { class: 'num' }, b.id),
-            h('td', { 'data-testid': 'batch-status' }, badge(b.status)),
+            h('td', { 'data-testid': 'batch-status' }, badge(b.status), ' ', testBadge(b)),
             h('td', { class: 'num' }, fmtNum(b.count)),
             withClass(userCell(b), 'hide-sm'),
             h('td', { class: 'num hide-sm' }, fmtNum(b.eventCount)),
@@ -73,7 +116,7 @@ function withClass<T extends HTMLElement>(el: T, cls: string): T {
   return el;
 }
 
-export function renderDead(el: HTMLElement, items: BatchView[], onReplay: (id: string) => void): void {
+export function renderDead(el: HTMLElement, items: BatchView[], actions: BatchActions): void {
   if (items.length === 0) {
     fill(el, h('p', { class: 'muted', 'data-testid': 'dead-empty' }, 'No dead batches.'));
     return;
@@ -107,16 +150,8 @@ export function renderDead(el: HTMLElement, items: BatchView[], onReplay: (id: s
           h(
             'tr',
             { 'data-testid': 'dead-row', 'data-batch-id': b.id },
-            h(
-              'td',
-              {},
-              h(
-                'button',
-                { type: 'button', 'data-testid': `replay-${b.id}`, onclick: () => onReplay(b.id) },
-                'Replay',
-              ),
-            ),
-            h('td', { class: 'num' }, b.id),
+            h('td', {}, actionButtons(b, actions, '')),
+            h('td', { class: 'num' }, b.id, ' ', testBadge(b)),
             userCell(b),
             h('td', { class: 'num' }, fmtNum(b.count)),
             h('td', { class: 'mono' }, b.outTradeNo),
@@ -141,7 +176,12 @@ export function renderDead(el: HTMLElement, items: BatchView[], onReplay: (id: s
   );
 }
 
-export function renderBatchDetail(el: HTMLElement, d: BatchDetail, onClose: () => void): void {
+export function renderBatchDetail(
+  el: HTMLElement,
+  d: BatchDetail,
+  onClose: () => void,
+  actions: BatchActions,
+): void {
   const b = d.batch;
   el.hidden = false;
   fill(
@@ -149,7 +189,7 @@ export function renderBatchDetail(el: HTMLElement, d: BatchDetail, onClose: () =
     h(
       'div',
       { class: 'card-head' },
-      h('h3', {}, `Batch ${b.id} `, badge(b.status)),
+      h('h3', {}, `Batch ${b.id} `, badge(b.status), ' ', testBadge(b)),
       h(
         'button',
         { type: 'button', class: 'link', onclick: onClose, 'data-testid': 'batch-detail-close' },
@@ -169,11 +209,15 @@ export function renderBatchDetail(el: HTMLElement, d: BatchDetail, onClose: () =
       ...fact('created / finished', `${fmtTime(b.createdAt)} / ${fmtTime(b.finishedAt)}`),
       ...fact('deadline', fmtTime(b.deadlineAt)),
       ...(b.deadReason ? fact('dead reason', b.deadReason) : []),
+      ...(b.resolvedAs ? fact('resolved', `as ${b.resolvedAs} by ${b.resolvedBy ?? 'unknown'}`) : []),
       ...(b.parentId ? fact('part of', `batch ${b.parentId}`) : []),
       ...(b.derived.length > 0
         ? fact('derived', b.derived.map((x) => `${x.id} ${x.status} ${x.count}`).join(', '))
         : []),
     ),
+    ACTIONABLE.includes(b.status) ? h('div', { class: 'row' }, actionButtons(b, actions, 'detail-')) : null,
+    // What the last action did here, skipped reasons included (main.ts fills it).
+    h('p', { class: 'muted', 'data-testid': 'batch-action-message' }),
     h('h4', {}, `Call attempts (${d.attempts.length})`),
     h(
       'div',

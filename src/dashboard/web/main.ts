@@ -1,15 +1,18 @@
 // The operators' dashboard: sign-in, then a page that refreshes itself every ~2 s.
 import { ApiError, apiDelete, apiGet, apiPost, qs, UnauthorizedError } from './api.js';
-import { renderBatchDetail, renderBatches, renderDead } from './batches.js';
+import { type BatchActions, renderBatchDetail, renderBatches, renderDead } from './batches.js';
 import { renderChart } from './chart.js';
-import { byId, fill } from './dom.js';
+import { byId, fill, fmtNum } from './dom.js';
 import { renderHealth } from './health.js';
+import { type RejectedEvents, renderRejected } from './rejected.js';
 import { renderStatus } from './status.js';
 import type {
   BatchDetail,
   BatchPage,
+  BatchView,
   DouyinHealth,
   ReplayResult,
+  ResolveResult,
   StatusResponse,
   TimeseriesResponse,
   UserResponse,
@@ -31,6 +34,7 @@ const el = {
   chart: byId('chart'),
   health: byId('health'),
   dead: byId('dead'),
+  rejected: byId('rejected'),
   replayAll: byId<HTMLButtonElement>('replay-all'),
   replayMessage: byId('replay-message'),
   batchStatus: byId<HTMLSelectElement>('batch-status'),
@@ -43,6 +47,8 @@ const el = {
 let timer: number | undefined;
 let signedIn = false;
 let lookedUpUser: string | undefined;
+/** The batch whose details are open, if any. */
+let shownBatch: string | undefined;
 
 function showBanner(message: string | undefined): void {
   el.banner.hidden = !message;
@@ -79,19 +85,21 @@ async function refresh(): Promise<void> {
   if (timer !== undefined) window.clearTimeout(timer);
   try {
     const status = el.batchStatus.value;
-    const [s, series, health, recent, dead] = await Promise.all([
+    const [s, series, health, recent, dead, rejected] = await Promise.all([
       apiGet<StatusResponse>('/api/status'),
       apiGet<TimeseriesResponse>('/api/timeseries?minutes=60'),
       apiGet<DouyinHealth>('/api/douyin-health'),
       apiGet<BatchPage>(`/api/batches${qs({ status, limit: 25 })}`),
       apiGet<BatchPage>('/api/batches?status=dead&limit=100'),
+      apiGet<RejectedEvents>('/api/rejected-events?limit=20'),
     ]);
     renderStatus(el.status, s);
     fill(el.chart, renderChart(series.points));
     renderHealth(el.health, health);
     renderBatches(el.batches, recent.items, showBatch);
-    renderDead(el.dead, dead.items, replayOne);
+    renderDead(el.dead, dead.items, actions);
     el.replayAll.disabled = dead.items.length === 0;
+    renderRejected(el.rejected, rejected);
     el.updated.textContent = `updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
     showBanner(undefined);
   } catch (err) {
@@ -104,40 +112,100 @@ async function refresh(): Promise<void> {
 async function showBatch(id: string): Promise<void> {
   try {
     const d = await apiGet<BatchDetail>(`/api/batches/${encodeURIComponent(id)}`);
-    renderBatchDetail(el.batchDetail, d, () => {
-      el.batchDetail.hidden = true;
-    });
+    shownBatch = id;
+    renderBatchDetail(
+      el.batchDetail,
+      d,
+      () => {
+        el.batchDetail.hidden = true;
+        shownBatch = undefined;
+      },
+      actions,
+    );
     el.batchDetail.scrollIntoView({ block: 'nearest' });
   } catch (err) {
     handle(err);
   }
 }
 
-function reportReplay(r: ReplayResult): void {
-  const parts = [`Replayed ${r.replayed.length} batch${r.replayed.length === 1 ? '' : 'es'}`];
-  if (r.replayed.length > 0) parts.push(`(${r.replayed.join(', ')})`);
-  if (r.skipped.length > 0)
-    parts.push(`; skipped ${r.skipped.map((s) => `${s.id}: ${s.reason}`).join('; ')}`);
-  el.replayMessage.textContent = `${parts.join(' ')}.`;
-}
+type Skipped = ReplayResult['skipped'];
 
-async function replayOne(id: string): Promise<void> {
-  try {
-    reportReplay(await apiPost<ReplayResult>(`/api/batches/${encodeURIComponent(id)}/replay`));
-    await refresh();
-  } catch (err) {
-    handle(err);
+/**
+ * What a replay or resolve did, in the dead-letter card and in the open batch's
+ * details: the batches done and every skipped one with its reason (shown as an
+ * error when nothing was done), or why the request failed.
+ */
+function report(done: { verb: string; ids: string[]; skipped: Skipped } | { error: string }): void {
+  let text: string;
+  let bad: boolean;
+  if ('error' in done) {
+    text = done.error;
+    bad = true;
+  } else {
+    const ids = done.ids.length > 0 ? ` (${done.ids.join(', ')})` : '';
+    const skipped =
+      done.skipped.length > 0
+        ? `; skipped ${done.skipped.map((s) => `${s.id}: ${s.reason}`).join('; ')}`
+        : '';
+    text = `${done.verb} ${done.ids.length} batch${done.ids.length === 1 ? '' : 'es'}${ids}${skipped}.`;
+    bad = done.ids.length === 0 && done.skipped.length > 0;
+  }
+  const inDetail = el.batchDetail.querySelector<HTMLElement>('[data-testid=batch-action-message]');
+  for (const target of [el.replayMessage, inDetail]) {
+    if (!target) continue;
+    target.textContent = text;
+    target.className = bad ? 'error' : 'muted';
   }
 }
 
-el.replayAll.addEventListener('click', async () => {
+/** Runs an action, then shows the page (and the open batch) as they are now, then its outcome. */
+async function act(
+  run: () => Promise<{ verb: string; ids: string[]; skipped: Skipped }>,
+  batchId?: string,
+): Promise<void> {
+  try {
+    const outcome = await run();
+    await refresh();
+    if (batchId !== undefined && shownBatch === batchId) await showBatch(batchId);
+    report(outcome);
+  } catch (err) {
+    if (err instanceof UnauthorizedError) showSignIn();
+    else report({ error: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+const batchPath = (id: string, action: string) => `/api/batches/${encodeURIComponent(id)}/${action}`;
+
+function confirmResolve(b: BatchView, as: 'charged' | 'uncharged'): boolean {
+  const uses = `${fmtNum(b.count)} use${b.count === 1 ? '' : 's'}`;
+  return window.confirm(
+    as === 'charged'
+      ? `Resolve batch ${b.id} (${uses}) as charged?\n\nIts ${uses} are recorded as deducted on Douyin; Douyin is not called. Only after checking on Douyin that they were deducted.`
+      : `Resolve batch ${b.id} (${uses}) as uncharged?\n\nIts ${uses} are recorded as not deducted by this batch. Only after checking on Douyin that they were not.`,
+  );
+}
+
+const actions: BatchActions = {
+  replay: (b) =>
+    void act(async () => {
+      const r = await apiPost<ReplayResult>(batchPath(b.id, 'replay'));
+      return { verb: 'Replayed', ids: r.replayed, skipped: r.skipped };
+    }, b.id),
+  resolve: (b, as) => {
+    if (!confirmResolve(b, as)) return;
+    void act(async () => {
+      const r = await apiPost<ResolveResult>(batchPath(b.id, 'resolve'), { as });
+      return { verb: `Resolved as ${as}`, ids: r.resolved, skipped: r.skipped };
+    }, b.id);
+  },
+};
+
+el.replayAll.addEventListener('click', () => {
   if (!window.confirm('Replay every dead batch with its same out_trade_no and count?')) return;
-  try {
-    reportReplay(await apiPost<ReplayResult>('/api/batches/replay-dead'));
-    await refresh();
-  } catch (err) {
-    handle(err);
-  }
+  void act(async () => {
+    const r = await apiPost<ReplayResult>('/api/batches/replay-dead');
+    return { verb: 'Replayed', ids: r.replayed, skipped: r.skipped };
+  });
 });
 
 el.batchStatus.addEventListener('change', () => void refresh());

@@ -1,10 +1,11 @@
 // The pipeline at a glance: events and batches by status, BullMQ queue depths,
-// and how long the oldest event has been waiting for a batch.
+// how long the oldest event has been waiting for a batch, and charge alerts
+// (success answers for batches a run could no longer settle).
 import { fill, fmtAge, fmtNum, h } from './dom.js';
 import type { StatusResponse } from './types.js';
 
 const EVENT_STATES = ['pending', 'batched', 'charged', 'overage', 'insufficient', 'dead'];
-const BATCH_STATES = ['open', 'charged', 'partial', 'insufficient', 'dead'];
+const BATCH_STATES = ['open', 'charged', 'partial', 'insufficient', 'dead', 'voided'];
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'];
 
 const stat = (testid: string, label: string, value: string, cls = '') =>
@@ -20,8 +21,21 @@ const group = (title: string, ...stats: HTMLElement[]) =>
 
 export function renderStatus(el: HTMLElement, s: StatusResponse): void {
   const age = s.oldestPendingEventAgeSec;
+  const alerts = s.chargeAlerts;
   fill(
     el,
+    ...(alerts.total > 0
+      ? [
+          h(
+            'div',
+            { class: 'alert bad', 'data-testid': 'charge-alerts' },
+            `${fmtNum(alerts.total)} charge alert(s): a success answer arrived for a batch no longer open. Newest: `,
+            ...alerts.latest.map((a) =>
+              h('code', {}, `${a.kind} batch ${a.batchId ?? '?'} (${a.outTradeNo ?? '?'}) ${a.at} `),
+            ),
+          ),
+        ]
+      : []),
     group(
       'Events',
       ...EVENT_STATES.map((st) =>

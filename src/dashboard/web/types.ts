@@ -75,6 +75,8 @@ export interface UserResponse {
   recentBatches: BatchView[];
   charged: (KeyView & { batches: number; uses: number })[];
   remaining: ({ serviceId: string; purchases: Purchase[] } | { serviceId: string; error: DouyinFailure })[];
+  /** More services' remaining times follow with ?cursor=this. */
+  nextCursor: string | null;
 }
 
 export interface UserEventView extends EventView {
@@ -89,5 +91,10 @@ export interface UserEventsPage {
 
 export interface ReplayResult {
   replayed: string[];
+  skipped: { id: string; reason: string }[];
+}
+
+export interface ResolveResult {
+  resolved: string[];
   skipped: { id: string; reason: string }[];
 }

@@ -1,5 +1,7 @@
 // One user: events by status, charged totals per service mode, what Douyin says
-// remains right now (or why it could not say), their recent batches and events.
+// remains right now (or why it could not say; 20 services a lookup, "More services"
+// for the next), their recent batches and events.
+import { apiGet, qs } from './api.js';
 import { renderBatches } from './batches.js';
 import { fill, fmtNum, fmtTime, h } from './dom.js';
 import type { Purchase, UserResponse } from './types.js';
@@ -30,6 +32,59 @@ function purchaseRow(serviceId: string, p: Purchase) {
   );
 }
 
+/** The rows of one service's live purchases (or of why Douyin could not say). */
+function remainingRows(r: UserResponse['remaining'][number]): HTMLTableRowElement[] {
+  if ('error' in r)
+    return [
+      h(
+        'tr',
+        {},
+        h('td', { class: 'mono' }, r.serviceId),
+        h(
+          'td',
+          { colspan: 3, class: 'error', 'data-testid': 'remaining-error' },
+          `Douyin: ${r.error.message}`,
+        ),
+      ),
+    ];
+  if (r.purchases.length > 0) return r.purchases.map((p) => purchaseRow(r.serviceId, p));
+  return [
+    h(
+      'tr',
+      {},
+      h('td', { class: 'mono' }, r.serviceId),
+      h('td', { colspan: 3, class: 'muted' }, 'no purchases'),
+    ),
+  ];
+}
+
+/** The next services' remaining times, appended to `rows` (each lookup reads at most 20 from Douyin). */
+function moreServicesButton(openId: string, rows: HTMLElement, first: string | null): HTMLButtonElement {
+  let cursor = first;
+  const more = h(
+    'button',
+    { type: 'button', class: 'link', 'data-testid': 'remaining-more' },
+    'More services',
+  );
+  more.hidden = cursor === null;
+  more.addEventListener('click', async () => {
+    more.disabled = true;
+    try {
+      const u = await apiGet<UserResponse>(
+        `/api/users/${encodeURIComponent(openId)}${qs({ cursor: cursor ?? undefined })}`,
+      );
+      rows.append(...u.remaining.flatMap(remainingRows));
+      cursor = u.nextCursor;
+      more.hidden = cursor === null;
+    } catch (err) {
+      rows.append(h('tr', {}, h('td', { colspan: 4, class: 'error' }, (err as Error).message)));
+    } finally {
+      more.disabled = false;
+    }
+  });
+  return more;
+}
+
 export function renderUser(el: HTMLElement, u: UserResponse, onSelectBatch: (id: string) => void): void {
   if (u.keys.length === 0 && u.remaining.length === 0) {
     fill(el, h('p', { class: 'muted', 'data-testid': 'user-unknown' }, `No usage recorded for ${u.openId}.`));
@@ -40,6 +95,7 @@ export function renderUser(el: HTMLElement, u: UserResponse, onSelectBatch: (id:
   renderBatches(batchesEl, u.recentBatches, onSelectBatch);
   const eventsEl = h('div', {});
   renderUserEvents(eventsEl, u.openId, onSelectBatch);
+  const remainingBody = h('tbody', {}, ...u.remaining.flatMap(remainingRows));
   fill(
     el,
     h('h3', {}, u.openId),
@@ -110,37 +166,10 @@ export function renderUser(el: HTMLElement, u: UserResponse, onSelectBatch: (id:
             h('th', { class: 'hide-sm' }, 'expires'),
           ),
         ),
-        h(
-          'tbody',
-          {},
-          ...u.remaining.flatMap((r) =>
-            'error' in r
-              ? [
-                  h(
-                    'tr',
-                    {},
-                    h('td', { class: 'mono' }, r.serviceId),
-                    h(
-                      'td',
-                      { colspan: 3, class: 'error', 'data-testid': 'remaining-error' },
-                      `Douyin: ${r.error.message}`,
-                    ),
-                  ),
-                ]
-              : r.purchases.length > 0
-                ? r.purchases.map((p) => purchaseRow(r.serviceId, p))
-                : [
-                    h(
-                      'tr',
-                      {},
-                      h('td', { class: 'mono' }, r.serviceId),
-                      h('td', { colspan: 3, class: 'muted' }, 'no purchases'),
-                    ),
-                  ],
-          ),
-        ),
+        remainingBody,
       ),
     ),
+    moreServicesButton(u.openId, remainingBody, u.nextCursor),
     h('h4', {}, 'Recent batches'),
     batchesEl,
     h('h4', {}, 'Events'),

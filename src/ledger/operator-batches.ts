@@ -1,0 +1,106 @@
+// The ledger statements behind an operator's replay and resolve of a finished
+// batch (src/metering/replay.ts, resolve.ts). Each runs inside the caller's
+// durable transaction, after lockFinishedBatch has locked the batch's row.
+import type { Sql } from './sql.js';
+
+export interface LockedBatch {
+  id: bigint;
+  keyId: number;
+  status: string;
+  parentId: bigint | null;
+  count: number;
+  outTradeNo: string;
+  firstAttemptAt: Date | null;
+  /** The logid of a success answer Douyin gave for this out_trade_no, if any: it was deducted. */
+  successLogid: string | null | undefined;
+  /** The batch's derived (partial policy) batches that are dead: their outcome is unknown. */
+  deadDerived: { id: bigint; count: number; outTradeNo: string; firstAttemptAt: Date | null }[];
+}
+
+/** Locks the batch's row (and its dead derived batches') until the transaction ends, and reads what replay and resolve check. */
+export async function lockFinishedBatch(tx: Sql, id: bigint): Promise<LockedBatch | undefined> {
+  const rows = await tx.$queryRaw<Omit<LockedBatch, 'deadDerived' | 'successLogid'>[]>`
+    SELECT id, key_id AS "keyId", status::text AS status, parent_id AS "parentId", count,
+           out_trade_no AS "outTradeNo", first_attempt_at AS "firstAttemptAt"
+    FROM charge_batch WHERE id = ${id} FOR UPDATE`;
+  if (!rows[0]) return undefined;
+  const deadDerived = await tx.$queryRaw<LockedBatch['deadDerived']>`
+    SELECT id, count, out_trade_no AS "outTradeNo", first_attempt_at AS "firstAttemptAt" FROM charge_batch
+    WHERE parent_id = ${id} AND status = 'dead' ORDER BY id FOR UPDATE`;
+  const success = await tx.$queryRaw<{ logid: string | null }[]>`
+    SELECT logid FROM call_attempt WHERE batch_id = ${id} AND outcome = 'success' LIMIT 1`;
+  return { ...rows[0], deadDerived, successLogid: success[0] ? success[0].logid : undefined };
+}
+
+/** Dead or insufficient batches a bulk replay considers: parents only, oldest first. */
+export async function deadParentBatchIds(tx: Sql): Promise<bigint[]> {
+  const rows = await tx.$queryRaw<{ id: bigint }[]>`
+    SELECT id FROM charge_batch WHERE status = 'dead' AND parent_id IS NULL ORDER BY id`;
+  return rows.map((r) => r.id);
+}
+
+/** Back to open with a new deadline; a parent's events back to batched. */
+export async function reopenBatch(tx: Sql, id: bigint, deadlineAt: Date): Promise<void> {
+  await tx.$executeRaw`
+    WITH b AS (
+      UPDATE charge_batch SET status = 'open', dead_reason = NULL, finished_at = NULL,
+             deadline_at = ${deadlineAt}, updated_at = now()
+      WHERE id = ${id} AND status IN ('dead', 'insufficient')
+      RETURNING id, key_id, first_seq, last_seq
+    )
+    UPDATE usage_event u SET status = 'batched'
+    FROM b WHERE u.key_id = b.key_id AND u.seq BETWEEN b.first_seq AND b.last_seq AND u.batch_id = b.id`;
+}
+
+/** An operator says the batch was deducted on Douyin: charged, with no call. */
+export async function resolveBatchAsCharged(tx: Sql, id: bigint, actor: string): Promise<void> {
+  await tx.$executeRaw`
+    WITH b AS (
+      UPDATE charge_batch SET status = 'charged', charged_count = count, overage_count = 0,
+             resolved_as = 'charged', resolved_by = ${actor}, finished_at = now(), updated_at = now()
+      WHERE id = ${id} AND status IN ('dead', 'insufficient')
+      RETURNING id, key_id, first_seq, last_seq
+    )
+    UPDATE usage_event u SET status = 'charged'
+    FROM b WHERE u.key_id = b.key_id AND u.seq BETWEEN b.first_seq AND b.last_seq AND u.batch_id = b.id`;
+}
+
+/**
+ * An operator says the batch was not deducted: it is voided (its out_trade_no is
+ * never sent again) and its events go back to the pending queue, to be charged
+ * under a new out_trade_no.
+ */
+export async function resolveBatchAsUncharged(tx: Sql, id: bigint, actor: string): Promise<void> {
+  await tx.$executeRaw`
+    WITH b AS (
+      UPDATE charge_batch SET status = 'voided', resolved_as = 'uncharged', resolved_by = ${actor},
+             finished_at = now(), updated_at = now()
+      WHERE id = ${id} AND status IN ('dead', 'insufficient')
+      RETURNING id, key_id, first_seq, last_seq
+    ), ev AS (
+      UPDATE usage_event u SET status = 'pending', batch_id = NULL
+      FROM b WHERE u.key_id = b.key_id AND u.seq BETWEEN b.first_seq AND b.last_seq AND u.batch_id = b.id
+      RETURNING u.seq, u.key_id, u.count, u.received_at
+    )
+    INSERT INTO pending_event (seq, key_id, count, received_at)
+    SELECT seq, key_id, count, received_at FROM ev`;
+}
+
+/**
+ * A dead derived batch (partial policy) that Douyin did deduct: charged, and its
+ * parent partial with that many uses charged, the rest overage.
+ */
+export async function resolveDerivedAsCharged(tx: Sql, id: bigint, actor: string): Promise<void> {
+  await tx.$executeRaw`
+    UPDATE charge_batch SET status = 'charged', charged_count = count, resolved_as = 'charged',
+           resolved_by = ${actor}, finished_at = now(), updated_at = now()
+    WHERE id = ${id} AND status = 'dead'`;
+}
+
+/** A dead derived batch Douyin did not deduct: voided, never sent again; its parent stays as it is. */
+export async function resolveDerivedAsUncharged(tx: Sql, id: bigint, actor: string): Promise<void> {
+  await tx.$executeRaw`
+    UPDATE charge_batch SET status = 'voided', resolved_as = 'uncharged', resolved_by = ${actor},
+           finished_at = now(), updated_at = now()
+    WHERE id = ${id} AND status = 'dead'`;
+}

@@ -1,0 +1,88 @@
+// An operator's decision on a dead or insufficient batch, after checking the
+// user's remaining times on Douyin: `charged` settles it without a call (Douyin
+// did deduct it), `uncharged` voids it and sends its events back to pending, to
+// be charged under a new out_trade_no (Douyin did not). This is the way out for a
+// batch past Douyin's idempotency window, which is never sent again. Audited.
+//
+// Partial policy: a dead derived batch is resolved first, on its own (charged makes
+// its parent partial; uncharged voids it), then its parent if still dead. A batch
+// Douyin answered success for is never resolved as uncharged.
+import type { Redis } from 'ioredis';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import { durably } from '../ledger/durable.js';
+import {
+  type LockedBatch,
+  lockFinishedBatch,
+  resolveBatchAsCharged,
+  resolveBatchAsUncharged,
+  resolveDerivedAsCharged,
+  resolveDerivedAsUncharged,
+} from '../ledger/operator-batches.js';
+import { type Sql, settlePartialParent } from '../ledger/sql.js';
+import { scheduleChargeNow } from '../queue/queues.js';
+
+export type Resolution = 'charged' | 'uncharged';
+
+export interface ResolveDeps {
+  db: PrismaClient;
+  redis: Redis;
+  prefix: string;
+}
+
+export interface ResolveResult {
+  resolved: string[];
+  skipped: { id: string; reason: string }[];
+}
+
+const RESOLVABLE = ['dead', 'insufficient'];
+
+export async function resolveBatches(
+  deps: ResolveDeps,
+  ids: bigint[],
+  as: Resolution,
+  actor: string,
+): Promise<ResolveResult> {
+  const result: ResolveResult = { resolved: [], skipped: [] };
+  const keys = new Set<number>();
+  for (const id of ids) {
+    const outcome = await durably(deps.db, (tx) => resolveOne(tx, id, as, actor));
+    if (typeof outcome === 'string') result.skipped.push({ id: String(id), reason: outcome });
+    else {
+      result.resolved.push(String(id));
+      if (as === 'uncharged') keys.add(outcome.keyId);
+    }
+  }
+  await scheduleChargeNow(deps.redis, deps.prefix, keys);
+  return result;
+}
+
+async function resolveOne(tx: Sql, id: bigint, as: Resolution, actor: string): Promise<LockedBatch | string> {
+  const b = await lockFinishedBatch(tx, id);
+  if (!b) return 'no such batch';
+  if (!RESOLVABLE.includes(b.status))
+    return `status is ${b.status}; only dead or insufficient batches resolve`;
+  if (as === 'uncharged' && b.successLogid !== undefined) {
+    return `Douyin answered success for ${b.outTradeNo} (logid ${b.successLogid ?? 'none'}): it was deducted; resolve it as charged`;
+  }
+  if (b.parentId !== null) {
+    // A derived batch (partial policy) whose outcome is unknown: the operator says
+    // whether Douyin deducted it; charged makes its parent partial.
+    if (as === 'charged') {
+      await resolveDerivedAsCharged(tx, b.id, actor);
+      await settlePartialParent(tx, b.parentId, b.count);
+    } else await resolveDerivedAsUncharged(tx, b.id, actor);
+  } else {
+    const [derived] = b.deadDerived;
+    if (derived) {
+      return `its derived batch ${derived.id} (${derived.outTradeNo}, ${derived.count} uses) is dead: resolve that one first (charged if Douyin deducted it), or replay this batch`;
+    }
+    if (as === 'charged') await resolveBatchAsCharged(tx, b.id, actor);
+    else await resolveBatchAsUncharged(tx, b.id, actor);
+  }
+  await tx.$executeRaw`
+    INSERT INTO operator_audit (actor, action, target, details)
+    VALUES (${actor}, 'batch.resolve', ${String(b.id)},
+            jsonb_build_object('as', ${as}::text, 'previousStatus', ${b.status}::text, 'count', ${b.count}::int,
+                               'outTradeNo', ${b.outTradeNo}::text))`;
+  return b;
+}
