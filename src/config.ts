@@ -55,6 +55,11 @@ export const configSchema = z.object({
   DATABASE_POOL_SIZE: int(20, 1, 200),
 
   METER_BATCH_WINDOW_MS: int(1_000, 0, 3_600_000),
+  /**
+   * While a key's events keep arriving (the newest within half a window), its batch
+   * waits, at most this long after its oldest pending event: a burst costs one call.
+   */
+  METER_BATCH_MAX_HOLD_MS: int(5_000, 0, 3_600_000),
   METER_BATCH_MAX_EVENTS: int(10_000, 1, 1_000_000),
   METER_BATCH_MAX_COUNT: int(2_147_483_647, 1, 2_147_483_647),
   METER_RETRY_BASE_MS: int(500, 1, 3_600_000),

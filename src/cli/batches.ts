@@ -44,7 +44,7 @@ export async function runBatchesCommand(args: string[]): Promise<number> {
   if (!config) return 2;
   return withLedger(config, async ({ db, redis }) => {
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
-    const deps = { db, redis, prefix: config.REDIS_PREFIX };
+    const deps = { db, redis, prefix: config.REDIS_PREFIX, deadlineSec: config.METER_RETRY_DEADLINE_SEC };
     if (command === 'resolve') {
       const result = await resolveBatches(deps, [BigInt(id!)], as as 'charged' | 'uncharged', actor);
       process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -32,7 +32,16 @@ function pgBinDir(): string {
   return pgCtl.slice(0, -'/pg_ctl'.length);
 }
 
-export async function startPostgres(options: { port?: number } = {}): Promise<PostgresServer> {
+export interface PostgresOptions {
+  port?: number;
+  /**
+   * Production durability (fsync, synchronous_commit, full_page_writes on), for
+   * measurements and the demo. Default false: tests want speed, not disk safety.
+   */
+  durable?: boolean;
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = pgBinDir();
   const port = options.port ?? (await freePort());
   const root = await mkdtemp(join(tmpdir(), 'um-pg-'));
@@ -75,10 +84,8 @@ export async function startPostgres(options: { port?: number } = {}): Promise<Po
     '-c listen_addresses=127.0.0.1',
     '-c max_connections=300',
     '-c shared_buffers=128MB',
-    // Durability is not what these throwaway clusters test; speed is welcome.
-    '-c fsync=off',
-    '-c synchronous_commit=off',
-    '-c full_page_writes=off',
+    // Durability is not what the tests' throwaway clusters test; speed is welcome.
+    ...(options.durable ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off']),
   ].join(' ');
 
   const ready = async () => {

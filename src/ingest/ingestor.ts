@@ -6,7 +6,7 @@
 import type { Redis } from 'ioredis';
 import { type UsageEvent, validateEvent } from '../events/schema.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
-import { existingEventIds } from '../ledger/sql.js';
+import { existingEventIds } from '../ledger/events.js';
 import { eventsTotal } from '../metrics.js';
 import { createQueues, type EventSource, enqueueEvents, type MeterQueues } from '../queue/queues.js';
 import { withTimeout } from '../timeout.js';

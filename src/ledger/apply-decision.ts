@@ -3,18 +3,13 @@
 // and are never dropped: when the run lost its lease or the batch was no longer
 // open, the attempt is still recorded; a success still settles a batch that was
 // open, dead or insufficient (Douyin did deduct it), and raises an alert.
-import type { PrismaClient } from '../generated/prisma/client.js';
-import { durably } from './durable.js';
-import { holdsKeyLease, type KeyLease } from './key-lease.js';
-import {
-  type AttemptRecord,
-  type BatchRow,
-  createDerivedBatch,
-  recordAttempt,
-  type Sql,
-  settleBatch,
-  settlePartialParent,
-} from './sql.js';
+
+import { type AttemptRecord, recordAttempt } from './attempts.js';
+import { type BatchRow, createDerivedBatch, settleBatch, settlePartialParent } from './batches.js';
+import type { Sql } from './db.js';
+import { DURABLE_COMMIT, durably } from './durable.js';
+import { holdsKeyLease, type KeyLease, renewedLease } from './key-lease.js';
+import type { Ledger } from './pg-ledger.js';
 
 /** What the ledger does with a batch after a decision. */
 export type LedgerStep =
@@ -33,12 +28,15 @@ export type LedgerStep =
 export type Applied = { applied: true } | { applied: false; why: 'lease_lost' | 'not_open' };
 
 export async function applyDecision(
-  db: PrismaClient,
+  db: Ledger,
   lease: KeyLease,
   batch: BatchRow,
   attempt: AttemptRecord | null,
   step: LedgerStep,
 ): Promise<Applied> {
+  // The common steps in one durable statement; anything else, or a step this run
+  // may no longer apply, in a transaction.
+  if (attempt && (await applyInOneStatement(db, lease, batch, attempt, step))) return { applied: true };
   return durably(db, async (tx): Promise<Applied> => {
     const leased = await holdsKeyLease(tx, lease);
     if (leased && (await applyStep(tx, batch, attempt, step))) return { applied: true };
@@ -52,6 +50,44 @@ export async function applyDecision(
     }
     return { applied: false, why };
   });
+}
+
+/**
+ * A plain batch charged, or a failed attempt recorded, with the lease check, in one
+ * statement. False when it did not apply (then nothing changed).
+ */
+async function applyInOneStatement(
+  db: Sql,
+  lease: KeyLease,
+  b: BatchRow,
+  a: AttemptRecord,
+  step: LedgerStep,
+): Promise<boolean> {
+  const charged = step.kind === 'charged' && b.parentId === null && a.outcome === 'success';
+  if (!charged && step.kind !== 'record_attempt') return false;
+  const rows = await db.$queryRaw<{ applied: boolean }[]>`
+    WITH durable AS (${DURABLE_COMMIT}),
+    l AS (${renewedLease(lease)}),
+    b AS (
+      UPDATE charge_batch SET attempts = attempts + 1, updated_at = now(),
+             status = CASE WHEN ${charged} THEN 'charged'::batch_status ELSE status END,
+             charged_count = CASE WHEN ${charged} THEN count ELSE charged_count END,
+             finished_at = CASE WHEN ${charged} THEN now() ELSE finished_at END,
+             last_error_kind = COALESCE(${a.errorKind}, last_error_kind),
+             last_error_code = CASE WHEN ${a.outcome} = 'error' THEN ${a.errorCode}::int ELSE last_error_code END,
+             last_error = CASE WHEN ${a.outcome} = 'error' THEN ${a.description} ELSE last_error END
+      WHERE id = ${b.id} AND status = 'open' AND EXISTS (SELECT 1 FROM l)
+      RETURNING id, attempts
+    ), att AS (
+      INSERT INTO call_attempt (batch_id, attempt_no, out_trade_no, count, started_at, duration_ms, http_status,
+                                error_code, sub_error_code, description, logid, outcome, error_kind, worker_id)
+      SELECT b.id, b.attempts, ${a.outTradeNo}, ${a.count}, ${a.startedAt}, ${a.durationMs}, ${a.httpStatus},
+             ${a.errorCode}, ${a.subErrorCode}, ${a.description}, ${a.logid}, ${a.outcome}, ${a.errorKind},
+             ${a.workerId}
+      FROM b
+    )
+    SELECT EXISTS (SELECT 1 FROM b) AS applied FROM (SELECT count(*) FROM durable) d`;
+  return rows[0]!.applied;
 }
 
 async function applyStep(tx: Sql, b: BatchRow, a: AttemptRecord | null, step: LedgerStep): Promise<boolean> {

@@ -1,13 +1,16 @@
-// A charge run's lease on its key, with a fencing token. BullMQ's job lock keeps
-// one run per key, but a run that lost that lock (a long stall, a Redis restart)
-// does not know it and keeps going. The lease lives in PostgreSQL beside the
-// batches: a run takes it (the token grows by one), and every step that sends or
-// settles shows its token (renewing the lease) in the same transaction as the
-// change. A run whose token is no longer the key's can change nothing.
-import type { PrismaClient } from '../generated/prisma/client.js';
+// A charge run's lease on its key (key_lease), with a fencing token. BullMQ's job
+// lock keeps one run per key, but a run that lost that lock (a long stall, a Redis
+// restart) does not know it and keeps going. The lease lives in PostgreSQL beside
+// the batches: a run takes it (the token grows by one), and every step that forms,
+// sends or settles shows its token (renewing the lease) in the same transaction as
+// the change. A run whose token is no longer the key's can change nothing. The
+// lease has a table of its own so that charging never holds a key's row (which
+// ingestion locks to raise the key's counters) except while forming a batch.
 import { Prisma } from '../generated/prisma/client.js';
-import { durably } from './durable.js';
-import { BATCH_COLUMNS, type BatchRow, type Sql } from './sql.js';
+import { BATCH_COLUMNS, type BatchRow } from './batches.js';
+import type { Sql } from './db.js';
+import { DURABLE_COMMIT, durably } from './durable.js';
+import type { Ledger } from './pg-ledger.js';
 
 export interface KeyLease {
   keyId: number;
@@ -18,39 +21,53 @@ export interface KeyLease {
 
 export type LeasedWork =
   | { kind: 'busy' }
-  | { kind: 'leased'; lease: KeyLease; batch?: BatchRow; pending: boolean };
+  | {
+      kind: 'leased';
+      lease: KeyLease;
+      batch?: BatchRow;
+      /** When the key's oldest and newest events in no batch arrived; absent when none. */
+      pending?: { oldest: Date; newest: Date };
+    };
 
 /**
  * Takes the key's lease unless another run holds an unexpired one, and reads what
  * the key has to charge (its newest open batch, whether events are pending) in the
- * same statement. Durable: two runs must never hold the same token.
+ * same statement, which reads the key's row without locking it. Durable: two runs
+ * must never hold the same token.
  */
 export async function takeKeyLease(
-  db: PrismaClient,
+  db: Sql,
   keyId: number,
   owner: string,
   leaseMs: number,
 ): Promise<LeasedWork> {
-  const rows = await durably(
-    db,
-    (tx) => tx.$queryRaw<(BatchRow & { token: bigint | null; pending: boolean })[]>`
-      WITH l AS (
-        UPDATE meter_key SET lease_token = lease_token + 1, lease_owner = ${owner},
-               lease_until = now() + make_interval(secs => ${leaseMs / 1000})
-        WHERE id = ${keyId} AND (lease_until IS NULL OR lease_until < now())
-        RETURNING lease_token
-      )
-      SELECT (SELECT lease_token FROM l) AS token, o.*,
-             EXISTS (SELECT 1 FROM pending_event WHERE key_id = ${keyId}) AS pending
-      FROM (SELECT 1) one LEFT JOIN LATERAL (
-        SELECT ${Prisma.raw(BATCH_COLUMNS)}
-        FROM charge_batch b JOIN meter_key k ON k.id = b.key_id
-        WHERE b.key_id = ${keyId} AND b.status = 'open'
-        ORDER BY b.id DESC LIMIT 1) o ON true`,
-  );
-  const { token, pending, ...batch } = rows[0]!;
+  const rows = await db.$queryRaw<
+    (BatchRow & { token: bigint | null; pending_oldest: Date | null; pending_newest: Date | null })[]
+  >`
+    WITH durable AS (${DURABLE_COMMIT}),
+    l AS (
+      INSERT INTO key_lease (key_id, token, owner, until)
+      VALUES (${keyId}, 1, ${owner}, now() + make_interval(secs => ${leaseMs / 1000}))
+      ON CONFLICT (key_id) DO UPDATE
+        SET token = key_lease.token + 1, owner = EXCLUDED.owner, until = EXCLUDED.until
+        WHERE key_lease.until IS NULL OR key_lease.until < now()
+      RETURNING token
+    )
+    SELECT (SELECT token FROM l) AS token, o.*,
+           (SELECT e.received_at FROM meter_key mk JOIN usage_event e ON e.key_id = mk.id AND e.seq > mk.batched_seq
+            WHERE mk.id = ${keyId} ORDER BY e.seq LIMIT 1) AS pending_oldest,
+           (SELECT e.received_at FROM meter_key mk JOIN usage_event e ON e.key_id = mk.id AND e.seq > mk.batched_seq
+            WHERE mk.id = ${keyId} ORDER BY e.seq DESC LIMIT 1) AS pending_newest
+    FROM (SELECT count(*) FROM durable) d LEFT JOIN LATERAL (
+      SELECT ${BATCH_COLUMNS}
+      FROM charge_batch b JOIN meter_key k ON k.id = b.key_id
+      WHERE b.key_id = ${keyId} AND b.status = 'open'
+      ORDER BY b.id DESC LIMIT 1) o ON true`;
+  const { token, pending_oldest, pending_newest, ...batch } = rows[0]!;
   if (token === null) return { kind: 'busy' };
   const lease = { keyId, token, leaseMs };
+  const pending =
+    pending_oldest && pending_newest ? { oldest: pending_oldest, newest: pending_newest } : undefined;
   return batch.id === null ? { kind: 'leased', lease, pending } : { kind: 'leased', lease, batch, pending };
 }
 
@@ -61,19 +78,31 @@ export async function takeKeyLease(
  */
 export async function holdsKeyLease(tx: Sql, lease: KeyLease): Promise<boolean> {
   const n = await tx.$executeRaw`
-    UPDATE meter_key SET lease_until = now() + make_interval(secs => ${lease.leaseMs / 1000})
-    WHERE id = ${lease.keyId} AND lease_token = ${lease.token}`;
+    UPDATE key_lease SET until = now() + make_interval(secs => ${lease.leaseMs / 1000})
+    WHERE key_id = ${lease.keyId} AND token = ${lease.token}`;
   return n > 0;
 }
 
+/**
+ * The body of a CTE that renews the lease and yields one row if this run still
+ * holds it, for statements that check the lease and make their change in one go
+ * (no lease: always one row, for callers that hold the key otherwise, like tests).
+ */
+export function renewedLease(lease: KeyLease | undefined): Prisma.Sql {
+  if (!lease) return Prisma.sql`SELECT 1 AS held`;
+  return Prisma.sql`
+    UPDATE key_lease SET until = now() + make_interval(secs => ${lease.leaseMs / 1000})
+    WHERE key_id = ${lease.keyId} AND token = ${lease.token}
+    RETURNING 1 AS held`;
+}
+
 /** Renews the lease on its own, durably; false when this run no longer holds it. */
-export async function renewKeyLease(db: PrismaClient, lease: KeyLease): Promise<boolean> {
+export async function renewKeyLease(db: Ledger, lease: KeyLease): Promise<boolean> {
   return durably(db, (tx) => holdsKeyLease(tx, lease));
 }
 
 /** Ends the run's lease so the key's next run need not wait for it to expire. */
 export async function releaseKeyLease(db: Sql, lease: KeyLease): Promise<void> {
   await db.$executeRaw`
-    UPDATE meter_key SET lease_until = NULL, lease_owner = NULL
-    WHERE id = ${lease.keyId} AND lease_token = ${lease.token}`;
+    UPDATE key_lease SET until = NULL, owner = NULL WHERE key_id = ${lease.keyId} AND token = ${lease.token}`;
 }

@@ -1,7 +1,7 @@
 // The ledger statements behind an operator's replay and resolve of a finished
 // batch (src/metering/replay.ts, resolve.ts). Each runs inside the caller's
 // durable transaction, after lockFinishedBatch has locked the batch's row.
-import type { Sql } from './sql.js';
+import type { Sql } from './db.js';
 
 export interface LockedBatch {
   id: bigint;
@@ -39,51 +39,44 @@ export async function deadParentBatchIds(tx: Sql): Promise<bigint[]> {
   return rows.map((r) => r.id);
 }
 
-/** Back to open with a new deadline; a parent's events back to batched. */
+/** Back to open with a new deadline (its events are batched again with it). */
 export async function reopenBatch(tx: Sql, id: bigint, deadlineAt: Date): Promise<void> {
   await tx.$executeRaw`
-    WITH b AS (
-      UPDATE charge_batch SET status = 'open', dead_reason = NULL, finished_at = NULL,
-             deadline_at = ${deadlineAt}, updated_at = now()
-      WHERE id = ${id} AND status IN ('dead', 'insufficient')
-      RETURNING id, key_id, first_seq, last_seq
-    )
-    UPDATE usage_event u SET status = 'batched'
-    FROM b WHERE u.key_id = b.key_id AND u.seq BETWEEN b.first_seq AND b.last_seq AND u.batch_id = b.id`;
+    UPDATE charge_batch SET status = 'open', dead_reason = NULL, finished_at = NULL,
+           deadline_at = ${deadlineAt}, updated_at = now()
+    WHERE id = ${id} AND status IN ('dead', 'insufficient')`;
 }
 
 /** An operator says the batch was deducted on Douyin: charged, with no call. */
 export async function resolveBatchAsCharged(tx: Sql, id: bigint, actor: string): Promise<void> {
   await tx.$executeRaw`
-    WITH b AS (
-      UPDATE charge_batch SET status = 'charged', charged_count = count, overage_count = 0,
-             resolved_as = 'charged', resolved_by = ${actor}, finished_at = now(), updated_at = now()
-      WHERE id = ${id} AND status IN ('dead', 'insufficient')
-      RETURNING id, key_id, first_seq, last_seq
-    )
-    UPDATE usage_event u SET status = 'charged'
-    FROM b WHERE u.key_id = b.key_id AND u.seq BETWEEN b.first_seq AND b.last_seq AND u.batch_id = b.id`;
+    UPDATE charge_batch SET status = 'charged', charged_count = count, overage_count = 0,
+           resolved_as = 'charged', resolved_by = ${actor}, finished_at = now(), updated_at = now()
+    WHERE id = ${id} AND status IN ('dead', 'insufficient')`;
 }
 
 /**
  * An operator says the batch was not deducted: it is voided (its out_trade_no is
- * never sent again) and its events go back to the pending queue, to be charged
- * under a new out_trade_no.
+ * never sent again) and a successor batch takes its range of events, count and
+ * all, under a new out_trade_no, stored before its first call like any batch.
  */
-export async function resolveBatchAsUncharged(tx: Sql, id: bigint, actor: string): Promise<void> {
+export async function resolveBatchAsUncharged(
+  tx: Sql,
+  id: bigint,
+  actor: string,
+  successor: { outTradeNo: string; deadlineSec: number },
+): Promise<void> {
   await tx.$executeRaw`
-    WITH b AS (
+    WITH voided AS (
       UPDATE charge_batch SET status = 'voided', resolved_as = 'uncharged', resolved_by = ${actor},
              finished_at = now(), updated_at = now()
       WHERE id = ${id} AND status IN ('dead', 'insufficient')
-      RETURNING id, key_id, first_seq, last_seq
-    ), ev AS (
-      UPDATE usage_event u SET status = 'pending', batch_id = NULL
-      FROM b WHERE u.key_id = b.key_id AND u.seq BETWEEN b.first_seq AND b.last_seq AND u.batch_id = b.id
-      RETURNING u.seq, u.key_id, u.count, u.received_at
+      RETURNING key_id, count, event_count, first_seq, last_seq
     )
-    INSERT INTO pending_event (seq, key_id, count, received_at)
-    SELECT seq, key_id, count, received_at FROM ev`;
+    INSERT INTO charge_batch (key_id, out_trade_no, count, event_count, first_seq, last_seq, deadline_at)
+    SELECT key_id, ${successor.outTradeNo}, count, event_count, first_seq, last_seq,
+           now() + make_interval(secs => ${successor.deadlineSec})
+    FROM voided`;
 }
 
 /**

@@ -2,7 +2,7 @@
 // that the rest of their job is recorded and charged and nothing is dropped
 // silently. Written by the ingest processor, read by the status CLI and the API.
 import { escapeUnstorable } from '../events/text.js';
-import type { Sql } from './sql.js';
+import type { Sql } from './db.js';
 
 export interface RejectedEventRow {
   /** Null when the event had no string eventId. */

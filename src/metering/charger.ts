@@ -17,15 +17,16 @@
 import { DouyinError, type ErrorKind } from '../douyin/errors.js';
 import type { Slot } from '../douyin/rate-limiter.js';
 import { type Applied, applyDecision, type LedgerStep } from '../ledger/apply-decision.js';
-import { claimBatchForSend, formLeasedBatch } from '../ledger/claim-batch.js';
-import { type KeyLease, releaseKeyLease, renewKeyLease, takeKeyLease } from '../ledger/key-lease.js';
+import type { AttemptRecord } from '../ledger/attempts.js';
 import {
-  type AttemptRecord,
   type BatchRow,
   derivedBatchCount,
+  formBatch,
   openBatchById,
   openBatchOfKey,
-} from '../ledger/sql.js';
+} from '../ledger/batches.js';
+import { claimBatchForSend } from '../ledger/claim-batch.js';
+import { type KeyLease, releaseKeyLease, renewKeyLease, takeKeyLease } from '../ledger/key-lease.js';
 import { batchesTotal, rateLimitedTotal, straySuccessTotal } from '../metrics.js';
 import {
   type Answer,
@@ -49,7 +50,9 @@ export type ChargeOutcome =
   | 'insufficient'
   | 'dead'
   /** This run lost its lease or its batch changed under it: it stopped without acting. */
-  | 'stale';
+  | 'stale'
+  /** The key's events are still arriving: its batch waits a little (see holdBackMs). */
+  | 'held';
 
 /** A lease that would run out within this of a call's timeout is renewed before the call leaves. */
 const LEASE_MARGIN_MS = 500;
@@ -76,6 +79,7 @@ export class Charger {
     const run: Run = { lease: work.lease, renewedAt: t };
     try {
       if (!work.batch && !work.pending) return 'idle';
+      if (!work.batch && this.stillArriving(work.pending!)) return 'held';
       // The batch is formed (or claimed) just before the call's slot (FORM_LEAD_MS), not
       // before the wait, so it takes in everything that arrived while the key waited
       // its turn, and the query does not make the call late.
@@ -88,16 +92,33 @@ export class Charger {
     }
   }
 
+  /**
+   * A key whose events are still arriving (the newest came within half a batching
+   * window) waits before its batch is formed, so that a burst costs one call, not
+   * two, and the deployment's call slots go further; never once its oldest pending
+   * event has waited holdBackMs.
+   */
+  private stillArriving(pending: { oldest: Date; newest: Date }): boolean {
+    const now = Date.now();
+    const hold = this.o.holdBackMs ?? 0;
+    return now - pending.newest.getTime() < this.o.windowMs / 2 && now - pending.oldest.getTime() < hold;
+  }
+
   /** Forms the key's next batch; its first attempt is stamped as it is formed. */
   private async form(run: Run): Promise<BatchRow | 'idle' | 'stale'> {
     const t = performance.now();
-    const formed = await formLeasedBatch(this.o.db, run.lease, {
-      outTradeNo: newOutTradeNo(),
-      maxEvents: this.o.maxEvents,
-      maxCount: this.o.maxCount,
-      deadlineSec: this.o.deadlineSec,
-    });
-    if (formed.kind === 'lease_lost') return 'stale';
+    const formed = await formBatch(
+      this.o.db,
+      {
+        keyId: run.lease.keyId,
+        outTradeNo: newOutTradeNo(),
+        maxEvents: this.o.maxEvents,
+        maxCount: this.o.maxCount,
+        deadlineSec: this.o.deadlineSec,
+      },
+      run.lease,
+    );
+    if (!formed.leased) return 'stale';
     run.renewedAt = t;
     return formed.batch ?? 'idle'; // the slot goes unused; slots are never handed back
   }

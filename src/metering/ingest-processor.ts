@@ -5,15 +5,16 @@
 import type { Job, Queue } from 'bullmq';
 import { LRUCache } from 'lru-cache';
 import type { UsageEvent } from '../events/schema.js';
-import type { PrismaClient } from '../generated/prisma/client.js';
+import { type EventRow, insertEvents } from '../ledger/events.js';
 import { type Refused, writeIsolating } from '../ledger/isolate.js';
+import { type KeyFields, keyString, upsertKeys } from '../ledger/keys.js';
+import type { Ledger } from '../ledger/pg-ledger.js';
 import { type RejectedEventRow, recordRejectedEvents } from '../ledger/rejected-events.js';
-import { type EventRow, insertEvents, type KeyFields, keyString, upsertKeys } from '../ledger/sql.js';
 import { eventsTotal } from '../metrics.js';
 import { type ChargeJobData, type EventsJobData, scheduleCharge } from '../queue/queues.js';
 
 export interface IngestProcessorOptions {
-  db: PrismaClient;
+  db: Ledger;
   chargeQueue: Queue<ChargeJobData>;
   /** The batching window: a new key's charge job runs this long after its first event. */
   windowMs: number;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { CallOptions } from '../douyin/client.js';
 import type { RateLimiter } from '../douyin/rate-limiter.js';
 import type { DecrUserRemainTimesInput } from '../douyin/schemas.js';
-import type { PrismaClient } from '../generated/prisma/client.js';
+import type { Ledger } from '../ledger/pg-ledger.js';
 
 /** The two Douyin methods the worker uses (DouyinMarketClient implements them). */
 export interface MeterDouyinApi {
@@ -20,13 +20,20 @@ export interface MeterDouyinApi {
 export type InsufficientPolicy = 'reject' | 'partial';
 
 export interface ChargerOptions {
-  db: PrismaClient;
+  db: Ledger;
   api: MeterDouyinApi;
   limiter: RateLimiter;
   logger: Logger;
   workerId: string;
   /** What to do when the user's remaining times are below the batch count. Default 'reject'. */
   insufficientPolicy: InsufficientPolicy;
+  /** The batching window (METER_BATCH_WINDOW_MS). */
+  windowMs: number;
+  /**
+   * The longest a key's batch waits while its events keep arriving, ms
+   * (METER_BATCH_MAX_HOLD_MS). 0: never waits. Default 0.
+   */
+  holdBackMs?: number;
   /** Most events in one batch. */
   maxEvents: number;
   /** Most uses (summed count) in one batch; at most int32. */

@@ -9,6 +9,7 @@
 // its own out_trade_no, so the uses deducted for a parent never exceed its count.
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import type { Sql } from '../ledger/db.js';
 import { durably } from '../ledger/durable.js';
 import {
   deadParentBatchIds,
@@ -16,7 +17,6 @@ import {
   lockFinishedBatch,
   reopenBatch,
 } from '../ledger/operator-batches.js';
-import type { Sql } from '../ledger/sql.js';
 import { scheduleChargeNow } from '../queue/queues.js';
 import { lastSafeSend, WINDOW_SAFE_FRACTION } from './decide.js';
 

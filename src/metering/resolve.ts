@@ -1,7 +1,7 @@
 // An operator's decision on a dead or insufficient batch, after checking the
 // user's remaining times on Douyin: `charged` settles it without a call (Douyin
-// did deduct it), `uncharged` voids it and sends its events back to pending, to
-// be charged under a new out_trade_no (Douyin did not). This is the way out for a
+// did deduct it), `uncharged` voids it and puts its events in a successor batch,
+// charged under a new out_trade_no (Douyin did not). This is the way out for a
 // batch past Douyin's idempotency window, which is never sent again. Audited.
 //
 // Partial policy: a dead derived batch is resolved first, on its own (charged makes
@@ -9,6 +9,8 @@
 // Douyin answered success for is never resolved as uncharged.
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import { settlePartialParent } from '../ledger/batches.js';
+import type { Sql } from '../ledger/db.js';
 import { durably } from '../ledger/durable.js';
 import {
   type LockedBatch,
@@ -18,8 +20,8 @@ import {
   resolveDerivedAsCharged,
   resolveDerivedAsUncharged,
 } from '../ledger/operator-batches.js';
-import { type Sql, settlePartialParent } from '../ledger/sql.js';
 import { scheduleChargeNow } from '../queue/queues.js';
+import { newOutTradeNo } from './out-trade-no.js';
 
 export type Resolution = 'charged' | 'uncharged';
 
@@ -27,6 +29,8 @@ export interface ResolveDeps {
   db: PrismaClient;
   redis: Redis;
   prefix: string;
+  /** Retry deadline of the batch that charges an uncharged one's events again. Default 86400. */
+  deadlineSec?: number;
 }
 
 export interface ResolveResult {
@@ -45,7 +49,7 @@ export async function resolveBatches(
   const result: ResolveResult = { resolved: [], skipped: [] };
   const keys = new Set<number>();
   for (const id of ids) {
-    const outcome = await durably(deps.db, (tx) => resolveOne(tx, id, as, actor));
+    const outcome = await durably(deps.db, (tx) => resolveOne(tx, id, as, actor, deps.deadlineSec));
     if (typeof outcome === 'string') result.skipped.push({ id: String(id), reason: outcome });
     else {
       result.resolved.push(String(id));
@@ -56,7 +60,13 @@ export async function resolveBatches(
   return result;
 }
 
-async function resolveOne(tx: Sql, id: bigint, as: Resolution, actor: string): Promise<LockedBatch | string> {
+async function resolveOne(
+  tx: Sql,
+  id: bigint,
+  as: Resolution,
+  actor: string,
+  deadlineSec: number | undefined,
+): Promise<LockedBatch | string> {
   const b = await lockFinishedBatch(tx, id);
   if (!b) return 'no such batch';
   if (!RESOLVABLE.includes(b.status))
@@ -77,7 +87,11 @@ async function resolveOne(tx: Sql, id: bigint, as: Resolution, actor: string): P
       return `its derived batch ${derived.id} (${derived.outTradeNo}, ${derived.count} uses) is dead: resolve that one first (charged if Douyin deducted it), or replay this batch`;
     }
     if (as === 'charged') await resolveBatchAsCharged(tx, b.id, actor);
-    else await resolveBatchAsUncharged(tx, b.id, actor);
+    else
+      await resolveBatchAsUncharged(tx, b.id, actor, {
+        outTradeNo: newOutTradeNo(),
+        deadlineSec: deadlineSec ?? 86_400,
+      });
   }
   await tx.$executeRaw`
     INSERT INTO operator_audit (actor, action, target, details)

@@ -3,7 +3,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
-import { eventsByStatus, oldestPendingEventAgeSec } from '../ledger/sql.js';
+import { eventsByStatus, oldestPendingEventAgeSec } from '../ledger/reports.js';
 import { createQueues, type EventsJobData, oldestEventsJobAgeSec } from '../queue/queues.js';
 
 export interface MeterStatus {
@@ -36,7 +36,7 @@ export async function getMeterStatus(deps: {
       db.chargeAlert.findMany({ orderBy: { id: 'desc' }, take: 5 }),
     ]);
     return {
-      events,
+      events: Object.fromEntries(Object.entries(events).map(([status, c]) => [status, c.events])),
       batches: Object.fromEntries(batches.map((r) => [r.status, r._count._all])),
       queues: { events: ev, charge: ch },
       oldestPendingEventAgeSec: oldest,

@@ -5,12 +5,12 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { PrismaClient } from '../generated/prisma/client.js';
-import { keysNeedingCharge } from '../ledger/sql.js';
+import type { Sql } from '../ledger/db.js';
+import { keysNeedingCharge } from '../ledger/keys.js';
 import { type ChargeJobData, scheduleCharge } from '../queue/queues.js';
 
 export interface SweeperOptions {
-  db: PrismaClient;
+  db: Sql;
   redis: Redis;
   lockKey: string;
   chargeQueue: Queue<ChargeJobData>;
@@ -43,7 +43,17 @@ export class Sweeper {
     try {
       const turn = await this.o.redis.set(this.o.lockKey, '1', 'PX', this.o.intervalMs, 'NX');
       if (turn !== 'OK') return 0;
-      const keys = await keysNeedingCharge(this.o.db, this.o.staleAfterMs, 5_000);
+      // Keys are looked at in id order, a slice a pass, wherever the last pass (of
+      // whichever process) stopped.
+      const cursorKey = `${this.o.lockKey}:cursor`;
+      const after = Number((await this.o.redis.get(cursorKey)) ?? 0);
+      const { keyIds: keys, lastKeyId } = await keysNeedingCharge(
+        this.o.db,
+        this.o.staleAfterMs,
+        5_000,
+        after,
+      );
+      await this.o.redis.set(cursorKey, String(lastKeyId ?? 0));
       if (keys.length > 0) {
         await scheduleCharge(this.o.chargeQueue, keys, 0);
         this.o.logger.info({ keys: keys.length }, 'sweeper scheduled keys with waiting work');

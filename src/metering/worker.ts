@@ -5,9 +5,9 @@ import { type Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { createPrisma, type PrismaClient } from '../db/prisma.js';
 import { createDouyinClientFromConfig, douyinRateLimiter } from '../douyin/index.js';
-import { keyHasPendingEvents } from '../ledger/sql.js';
+import { keyHasPendingEvents } from '../ledger/keys.js';
+import { createPgLedger } from '../ledger/pg-ledger.js';
 import { douyinCallDuration, rateLimitWait } from '../metrics.js';
 import {
   CHARGE_QUEUE,
@@ -54,10 +54,11 @@ export async function startMeterWorker({
     return c;
   };
   const redis = connect();
-  const db: PrismaClient = createPrisma(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
+  // The worker's statements are all the ledger's own: plain pg (see pg-ledger.ts).
+  const db = createPgLedger(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
   // Ingestion has connections of its own, one per concurrent job, so that charging
   // (many short queries from many concurrent jobs) never queues it behind itself.
-  const ingestDb: PrismaClient = createPrisma(config.DATABASE_URL!, {
+  const ingestDb = createPgLedger(config.DATABASE_URL!, {
     poolSize: config.METER_INGEST_CONCURRENCY,
   });
   const queues = createQueues(redis, prefix);
@@ -87,6 +88,8 @@ export async function startMeterWorker({
     maxEvents: config.METER_BATCH_MAX_EVENTS,
     maxCount: config.METER_BATCH_MAX_COUNT,
     deadlineSec: config.METER_RETRY_DEADLINE_SEC,
+    windowMs: config.METER_BATCH_WINDOW_MS,
+    holdBackMs: config.METER_BATCH_MAX_HOLD_MS,
     idempotencyWindowSec: config.DOUYIN_IDEMPOTENCY_WINDOW_SEC,
     // A run's lease lasts as long as its BullMQ job lock, so a crashed worker's keys are
     // taken over about when its jobs are; the run renews it at every step.
@@ -123,7 +126,9 @@ export async function startMeterWorker({
       // Events that arrived during this run schedule their key themselves, but the
       // ingest side throttles that to once per window per process: one cheap look
       // here gives a key with work left its next run without waiting for the sweeper.
-      if (outcome !== 'idle' && (await keyHasPendingEvents(db, job.data.keyId)))
+      if (outcome === 'held')
+        await scheduleCharge(queues.charge, [job.data.keyId], Math.ceil(config.METER_BATCH_WINDOW_MS / 2));
+      else if (outcome !== 'idle' && (await keyHasPendingEvents(db, job.data.keyId)))
         await scheduleCharge(queues.charge, [job.data.keyId], config.METER_BATCH_WINDOW_MS);
       return outcome;
     },

@@ -78,7 +78,7 @@ export function registerActionRoutes(api: FastifyInstance, d: ActionDeps): void 
     const { as } = parseOr400(resolveBody, req.body, 'body');
     const actor = actorOf(req);
     // resolveBatches audits each batch it resolves; a refused resolve is audited here, like a refused replay.
-    const result = await resolveBatches(d, [id], as, actor);
+    const result = await resolveBatches({ ...d, ...d.replay }, [id], as, actor);
     if (result.resolved.length === 0)
       await audit(actor, 'batch.resolve', String(id), { as, skipped: result.skipped });
     else d.logger.info({ actor, action: 'batch.resolve', target: String(id), as }, 'operator action');

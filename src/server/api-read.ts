@@ -4,20 +4,20 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { TokenStatus } from '../douyin/token.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import {
+  type CallStats,
+  callStats,
+  latestLogids,
+  type RecentCallError,
+  recentCallErrors,
+} from '../ledger/attempts.js';
+import { eventsInRange } from '../ledger/events.js';
+import { type MinutePoint, timeseries } from '../ledger/reports.js';
 import { getMeterStatus, type MeterStatus } from '../metering/status.js';
 import { TtlCache } from './cache.js';
 import type { OperatorDouyinApi } from './douyin-api.js';
 import { HttpError, parseOr400 } from './errors.js';
 import { batchListQuery, douyinHealthQuery, idPath, timeseriesQuery } from './params.js';
-import {
-  type CallStats,
-  callStats,
-  latestLogids,
-  type MinutePoint,
-  type RecentCallError,
-  recentCallErrors,
-  timeseries,
-} from './sql.js';
 import { attemptView, batchView, eventView } from './views.js';
 
 export interface ReadDeps {
@@ -82,14 +82,10 @@ export function registerReadRoutes(api: FastifyInstance, d: ReadDeps): void {
     });
     if (!batch) throw new HttpError(404, 'not_found', `no batch ${id}`);
     const [events, attempts] = await Promise.all([
-      // The batch's seq range with its key is the index path to its events.
+      // The batch's range of its key's sequence holds its events.
       batch.firstSeq === null || batch.lastSeq === null
         ? Promise.resolve([])
-        : db.usageEvent.findMany({
-            where: { keyId: batch.keyId, seq: { gte: batch.firstSeq, lte: batch.lastSeq }, batchId: id },
-            orderBy: { seq: 'asc' },
-            take: BATCH_EVENTS_SHOWN,
-          }),
+        : eventsInRange(db, batch.keyId, batch.firstSeq, batch.lastSeq, BATCH_EVENTS_SHOWN),
       db.callAttempt.findMany({ where: { batchId: id }, orderBy: { attemptNo: 'asc' } }),
     ]);
     const latest = [...attempts].reverse().find((a) => a.logid)?.logid ?? null;

@@ -6,10 +6,12 @@
 // at a time.
 import type { FastifyInstance } from 'fastify';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import { latestLogids } from '../ledger/attempts.js';
+import { eventsOfKey } from '../ledger/events.js';
+import { eventsByStatus } from '../ledger/reports.js';
 import { douyinCallTimeoutMs, douyinFailure, type OperatorDouyinApi } from './douyin-api.js';
 import { parseOr400 } from './errors.js';
 import { openIdPath, userEventsQuery, userQuery } from './params.js';
-import { latestLogids } from './sql.js';
 import { batchView, eventView, keyView } from './views.js';
 
 export interface UserDeps {
@@ -36,13 +38,8 @@ export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
     req.log.info({ actor: req.operator, action: 'user.lookup', target: openId }, 'operator read');
     const keys = await db.meterKey.findMany({ where: { openId }, orderBy: { id: 'asc' } });
     const keyIds = keys.map((k) => k.id);
-    const [eventGroups, batches, charged] = await Promise.all([
-      db.usageEvent.groupBy({
-        by: ['status'],
-        where: { keyId: { in: keyIds } },
-        _count: { _all: true },
-        _sum: { count: true },
-      }),
+    const [events, batches, charged] = await Promise.all([
+      eventsByStatus(db, keyIds),
       db.chargeBatch.findMany({
         where: { keyId: { in: keyIds } },
         include: { key: true },
@@ -74,9 +71,7 @@ export function registerUserRoutes(api: FastifyInstance, d: UserDeps): void {
     return {
       openId,
       keys: keys.map(keyView),
-      events: Object.fromEntries(
-        eventGroups.map((g) => [g.status, { events: g._count._all, uses: g._sum.count ?? 0 }]),
-      ),
+      events,
       recentBatches: batches.map((b) => batchView(b, logids.get(String(b.id)) ?? null)),
       charged: keys.map((k) => ({
         ...keyView(k),
@@ -102,17 +97,7 @@ function registerUserEventsRoute(api: FastifyInstance, db: PrismaClient): void {
     req.log.info({ actor: req.operator, action: 'user.events', target: openId }, 'operator read');
     const keys = await db.meterKey.findMany({ where: { openId } });
     const perKey = await Promise.all(
-      keys.map((k) =>
-        db.usageEvent.findMany({
-          where: {
-            keyId: k.id,
-            status: q.status,
-            seq: q.cursor === undefined ? undefined : { lt: q.cursor },
-          },
-          orderBy: { seq: 'desc' },
-          take: q.limit + 1,
-        }),
-      ),
+      keys.map((k) => eventsOfKey(db, k.id, { beforeSeq: q.cursor, status: q.status, limit: q.limit + 1 })),
     );
     const rows = perKey
       .flat()
@@ -121,11 +106,7 @@ function registerUserEventsRoute(api: FastifyInstance, db: PrismaClient): void {
     const byId = new Map(keys.map((k) => [k.id, k]));
     const page = rows.slice(0, q.limit);
     return {
-      items: page.map((e) => ({
-        ...eventView(e),
-        key: keyView(byId.get(e.keyId)!),
-        batchId: e.batchId?.toString() ?? null,
-      })),
+      items: page.map((e) => ({ ...eventView(e), key: keyView(byId.get(e.keyId)!) })),
       nextCursor: rows.length > q.limit ? String(page.at(-1)!.seq) : null,
     };
   });

@@ -7,13 +7,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { readMigrations } from '../db/migrate.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import { appliedMigrations, selectOne } from '../ledger/health.js';
 import type { Logger } from '../logger.js';
 import { oldestUnchargedEventAgeSec } from '../metering/status.js';
 import { oldestPendingEventAge, queueDepth, registry } from '../metrics.js';
 import type { MeterQueues } from '../queue/queues.js';
 import { withTimeout } from '../timeout.js';
 import { SharedResult } from './cache.js';
-import { appliedMigrations, selectOne } from './sql.js';
 
 export interface HealthDeps {
   db: PrismaClient;

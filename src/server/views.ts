@@ -1,6 +1,7 @@
 // JSON shapes of the operator API, mapped from ledger rows (ids as strings:
 // they are BIGINT and JSON numbers would lose precision past 2^53).
-import type { CallAttempt, ChargeBatch, MeterKey, UsageEvent } from '../generated/prisma/client.js';
+import type { CallAttempt, ChargeBatch, MeterKey } from '../generated/prisma/client.js';
+import type { EventWithStatus } from '../ledger/events.js';
 
 export interface KeyView {
   keyId: number;
@@ -68,12 +69,13 @@ export function batchView(b: ChargeBatch & { key: MeterKey }, latestLogid: strin
   };
 }
 
-export function eventView(e: UsageEvent) {
+export function eventView(e: EventWithStatus) {
   return {
     seq: String(e.seq),
     eventId: e.eventId,
     count: e.count,
     status: e.status,
+    batchId: e.batchId === null ? null : String(e.batchId),
     occurredAt: e.occurredAt?.toISOString() ?? null,
     receivedAt: e.receivedAt.toISOString(),
     attributes: e.attributes,

@@ -2,8 +2,10 @@
 // returned with their reason, the others are written; a clean bulk costs one statement.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
+import { type EventRow, insertEvents } from '../../src/ledger/events.js';
 import { writeIsolating } from '../../src/ledger/isolate.js';
-import { type EventRow, insertEvents, upsertKeys } from '../../src/ledger/sql.js';
+import { upsertKeys } from '../../src/ledger/keys.js';
+import { pendingOfKey } from '../support/ledger.js';
 import { createTestDatabase } from '../support/services.js';
 
 let db: PrismaClient;
@@ -64,7 +66,10 @@ describe('writeIsolating(insertEvents)', () => {
     expect(calls.n).toBeLessThanOrEqual(1 + 3 * 2 * Math.ceil(Math.log2(200)));
     const stored = await db.usageEvent.count({ where: { eventId: { startsWith: 'mix-' } } });
     expect(stored).toBe(197);
-    expect(await db.pendingEvent.count()).toBe(500 + 197);
+    // Every written row is pending on its key, once: 500 + 197 events, 500 + (the 197 rows' counts) uses.
+    const uses = rows.filter((_, i) => ![17, 88, 150].includes(i)).reduce((sum, x) => sum + x.count, 0);
+    expect(await pendingOfKey(db, keyId)).toEqual({ events: 500 + 197, uses: 500 + uses });
+    expect(await db.usageEvent.count()).toBe(500 + 197);
   });
 
   it('throws errors that are not about the data (a retry may succeed) instead of refusing rows', async () => {

@@ -19,9 +19,11 @@ beforeAll(async () => {
         INSERT INTO commit_setting_log VALUES (TG_TABLE_NAME, TG_OP, current_setting('synchronous_commit'));
         RETURN NEW;
       END $$;
-    -- Releasing a lease (lease_until set to NULL) needs no durability: a lost release only delays the next run.
-    CREATE TRIGGER lease_log AFTER UPDATE ON meter_key FOR EACH ROW
-      WHEN (NEW.lease_until IS NOT NULL) EXECUTE FUNCTION log_commit_setting();
+    -- Releasing a lease (until set to NULL) needs no durability: a lost release only delays the next run.
+    CREATE TRIGGER lease_log AFTER INSERT OR UPDATE ON key_lease FOR EACH ROW
+      WHEN (NEW.until IS NOT NULL) EXECUTE FUNCTION log_commit_setting();
+    -- The key's counters: raised by each insert of events, taken by each batch formed.
+    CREATE TRIGGER key_log AFTER UPDATE ON meter_key FOR EACH ROW EXECUTE FUNCTION log_commit_setting();
     CREATE TRIGGER batch_log AFTER INSERT OR UPDATE ON charge_batch FOR EACH ROW EXECUTE FUNCTION log_commit_setting();
   `);
   await admin.end();
@@ -46,7 +48,13 @@ describe('charge runs commit durably', () => {
     const log = await h.db.$queryRaw<{ tbl: string; op: string; setting: string }[]>`
       SELECT tbl, op, setting FROM commit_setting_log`;
     expect(new Set(log.map((l) => `${l.tbl} ${l.op}`))).toEqual(
-      new Set(['meter_key UPDATE', 'charge_batch INSERT', 'charge_batch UPDATE']),
+      new Set([
+        'key_lease INSERT',
+        'key_lease UPDATE',
+        'meter_key UPDATE',
+        'charge_batch INSERT',
+        'charge_batch UPDATE',
+      ]),
     );
     expect(log.filter((l) => l.setting !== 'on')).toEqual([]);
   });

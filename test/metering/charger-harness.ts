@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { type CallOptions, DouyinMarketClient, RateLimiter } from '../../src/douyin/index.js';
 import type { DecrUserRemainTimesInput } from '../../src/douyin/schemas.js';
-import { insertEvents, upsertKeys } from '../../src/ledger/sql.js';
+import { insertEvents } from '../../src/ledger/events.js';
+import { upsertKeys } from '../../src/ledger/keys.js';
 import { createLogger } from '../../src/logger.js';
 import { Charger } from '../../src/metering/charger.js';
 import type { ChargerOptions, MeterDouyinApi } from '../../src/metering/interfaces.js';
@@ -69,6 +70,7 @@ export async function startChargerHarness(label: string): Promise<ChargerHarness
         logger: createLogger({ level: 'silent' }),
         workerId: `${label}-worker`,
         insufficientPolicy: 'reject',
+        windowMs: 200,
         maxEvents: 1_000,
         maxCount: 1_000_000,
         deadlineSec: 60,

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { type CallOptions, DouyinMarketClient, RateLimiter, type Slot } from '../../src/douyin/index.js';
 import type { DecrUserRemainTimesInput } from '../../src/douyin/schemas.js';
-import { insertEvents, upsertKeys } from '../../src/ledger/sql.js';
+import { insertEvents } from '../../src/ledger/events.js';
+import { upsertKeys } from '../../src/ledger/keys.js';
 import { createLogger } from '../../src/logger.js';
 import { Charger } from '../../src/metering/charger.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
@@ -80,6 +81,7 @@ async function chargeWithStall(openId: string, stallMs: number) {
     logger: createLogger({ level: 'silent' }),
     workerId: 'slot-test',
     insufficientPolicy: 'reject',
+    windowMs: 200,
     maxEvents: 100,
     maxCount: 1_000,
     deadlineSec: 60,

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DouyinError } from '../../src/douyin/index.js';
 import { replayBatches } from '../../src/metering/replay.js';
 import { resolveBatches } from '../../src/metering/resolve.js';
+import { keyEvents, keyStatuses } from '../support/ledger.js';
 import { repoRoot } from '../support/pipeline.js';
 import { redisUrl, uniquePrefix } from '../support/services.js';
 import { type ChargerHarness, interceptDecr, startChargerHarness } from './charger-harness.js';
@@ -123,11 +124,14 @@ describe('the idempotency window', () => {
     expect(rebatched.outTradeNo).not.toBe(batch.outTradeNo);
     expect(rebatched.count).toBe(7);
     expect(deducted('win-b')).toBe(before + 7);
-    const events = await h.db.usageEvent.findMany({ where: { keyId } });
-    expect(events.map((e) => [e.status, e.batchId])).toEqual([
-      ['charged', rebatched.id],
-      ['charged', rebatched.id],
+    // The successor batch holds the voided one's range: the same events, now charged under it.
+    expect(rebatched).toMatchObject({ eventCount: 2, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
+    const events = await keyEvents(h.db, keyId);
+    expect(events.map((e) => [e.count, e.status, e.batchId])).toEqual([
+      [2, 'charged', rebatched.id],
+      [5, 'charged', rebatched.id],
     ]);
+    expect(await h.db.chargeBatch.count({ where: { keyId } })).toBe(2);
     const audit = await h.db.operatorAudit.findFirstOrThrow({ where: { action: 'batch.resolve' } });
     expect(audit).toMatchObject({ target: String(batch.id), details: { as: 'uncharged', count: 7 } });
     expect(audit.actor).toMatch(/^cli:/);
@@ -153,7 +157,7 @@ describe('the idempotency window', () => {
       resolvedAs: 'charged',
       resolvedBy: 'op@test',
     });
-    expect((await h.db.usageEvent.findFirstOrThrow({ where: { keyId } })).status).toBe('charged');
+    expect(await keyStatuses(h.db, keyId)).toEqual(['charged']);
     expect(h.sim.state().trades.filter((t) => t.openId === 'win-c')).toEqual([]);
     // Resolving it again, or an unknown batch, is refused with a reason.
     const again = await resolveBatches(deps, [batch.id, 999_999n], 'uncharged', 'op@test');

@@ -2,6 +2,7 @@
 // the same out_trade_no and count again.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventsById } from '../../src/ledger/events.js';
 import { fundUsers, type Pipeline, repoRoot, startPipeline } from '../support/pipeline.js';
 
 describe('dead letters and replay', () => {
@@ -30,7 +31,9 @@ describe('dead letters and replay', () => {
     expect(
       await p.db.callAttempt.count({ where: { batchId: batch!.id, outcome: 'error', httpStatus: 503 } }),
     ).toBeGreaterThan(0);
-    expect(await p.db.usageEvent.findUnique({ where: { eventId: 'd1' } })).toMatchObject({ status: 'dead' });
+    expect(await eventsById(p.db, ['d1'])).toEqual([
+      expect.objectContaining({ status: 'dead', batchId: batch!.id }),
+    ]);
 
     p.sim.setFaults({ http5xxRate: 0 });
     const out = await new Promise<{ code: number | null; stdout: string }>((resolve) => {

@@ -5,7 +5,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DouyinMarketClient } from '../../src/douyin/index.js';
-import type { BatchStatus, EventStatus } from '../../src/generated/prisma/enums.js';
+import type { BatchStatus } from '../../src/generated/prisma/enums.js';
+import { formBatch } from '../../src/ledger/batches.js';
+import { insertEvents } from '../../src/ledger/events.js';
+import { keyHasPendingEvents } from '../../src/ledger/keys.js';
 import type { OperatorDouyinApi } from '../../src/server/douyin-api.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { redisUrl } from '../support/services.js';
@@ -24,58 +27,50 @@ async function key(openId: string, serviceModeId = 'm1') {
   });
 }
 
-/** A batch with its events and attempts, as the worker records them. */
+/**
+ * A batch with its events and attempts, as the worker records them: the events
+ * through the ledger's insert, the batch formed over them, then given its outcome.
+ */
 async function batch(
   openId: string,
-  status: BatchStatus,
+  status: Exclude<BatchStatus, 'partial' | 'voided'>,
   counts: number[],
   attempts: { outcome: 'success' | 'error'; logid: string; kind?: string; ms?: number }[] = [],
 ) {
   const k = await key(openId);
   n += 1;
   const total = counts.reduce((a, b) => a + b, 0);
-  const b = await s.db.chargeBatch.create({
-    data: {
+  if (await keyHasPendingEvents(s.db, k.id)) throw new Error(`fixture: key of ${openId} has events pending`);
+  await insertEvents(
+    s.db,
+    counts.map((count, i) => ({
+      eventId: `api-${n}-${i}`,
       keyId: k.id,
-      outTradeNo: `otn-${n}`,
-      count: total,
-      eventCount: counts.length,
+      count,
+      occurredAt: null,
+      enqueuedAt: null,
+      attributes: null,
+    })),
+  );
+  const { batch: formed } = await formBatch(s.db, {
+    keyId: k.id,
+    outTradeNo: `otn-${n}`,
+    maxEvents: counts.length,
+    maxCount: total,
+    deadlineSec: 60,
+  });
+  expect(formed).toMatchObject({ count: total, eventCount: counts.length });
+  const b = await s.db.chargeBatch.update({
+    where: { id: formed!.id },
+    data: {
       status,
       attempts: attempts.length,
       chargedCount: status === 'charged' ? total : 0,
       deadReason: status === 'dead' ? 'deadline passed after 3 attempts' : null,
       lastError: status === 'dead' ? 'HTTP 503' : null,
       lastErrorKind: status === 'dead' ? 'transient' : null,
-      deadlineAt: new Date(Date.now() + 60_000),
       finishedAt: status === 'open' ? null : new Date(),
     },
-  });
-  const eventStatus: EventStatus =
-    status === 'open'
-      ? 'batched'
-      : status === 'partial'
-        ? 'charged'
-        : status === 'voided'
-          ? 'pending'
-          : status;
-  await s.db.usageEvent.createMany({
-    data: counts.map((count, i) => ({
-      eventId: `api-${n}-${i}`,
-      keyId: k.id,
-      count,
-      status: eventStatus,
-      batchId: b.id,
-    })),
-  });
-  // As the ledger's formBatch records it: the seq range of the batch's events.
-  const range = await s.db.usageEvent.aggregate({
-    where: { batchId: b.id },
-    _min: { seq: true },
-    _max: { seq: true },
-  });
-  await s.db.chargeBatch.update({
-    where: { id: b.id },
-    data: { firstSeq: range._min.seq, lastSeq: range._max.seq },
   });
   await s.db.callAttempt.createMany({
     data: attempts.map((a, i) => ({
@@ -282,39 +277,72 @@ describe('reads', () => {
       key: { openId: 'alice', serviceModeId: 'm1' },
       batchId: String(ids.d1),
     });
-    expect(first.nextCursor).toBe(first.items[1].seq);
+    expect(first.nextCursor).toEqual(expect.any(String));
     const second = (await json(await s.api(`/api/users/alice/events?limit=2&cursor=${first.nextCursor}`)))
       .body;
-    expect(second.items.map((e: { count: number }) => e.count)).toEqual([1]);
+    expect(second.items.map((e: { count: number; batchId: string }) => [e.count, e.batchId])).toEqual([
+      [1, String(ids.c1)],
+    ]);
     expect(second.nextCursor).toBeNull();
+    // A page that is exactly the rest says there is no more.
+    const whole = (await json(await s.api('/api/users/alice/events?limit=3'))).body;
+    expect(whole.items).toHaveLength(3);
+    expect(whole.nextCursor).toBeNull();
     const dead = (await json(await s.api('/api/users/alice/events?status=dead'))).body;
     expect(dead.items.map((e: { eventId: string }) => e.eventId)).toEqual([first.items[0].eventId]);
     expect((await json(await s.api('/api/users/nobody/events'))).body).toEqual({
       items: [],
       nextCursor: null,
     });
-    // Two keys, events interleaved: pages merge them in seq order, none lost or repeated.
-    const [m1, m2] = [await key('dave', 'm1'), await key('dave', 'm2')];
+    // Two keys, events interleaved: pages merge them newest first, none lost or repeated.
+    const [m1, m2] = [await key('dora', 'm1'), await key('dora', 'm2')];
     for (let i = 0; i < 7; i++) {
-      await s.db.usageEvent.create({
-        data: { eventId: `dave-${i}`, keyId: i % 2 ? m2.id : m1.id, count: 1 },
-      });
+      await insertEvents(s.db, [
+        {
+          eventId: `dora-${i}`,
+          keyId: i % 2 ? m2.id : m1.id,
+          count: 1,
+          occurredAt: null,
+          enqueuedAt: null,
+          attributes: null,
+        },
+      ]);
+      await new Promise((r) => setTimeout(r, 3)); // a later received_at for each
     }
-    const seen: string[] = [];
+    const seen: { eventId: string; serviceModeId: string }[] = [];
     let cursor: string | null = null;
+    let pages = 0;
     do {
-      const path: string = `/api/users/dave/events?limit=3${cursor ? `&cursor=${cursor}` : ''}`;
-      const page: { items: { eventId: string }[]; nextCursor: string | null } = (
-        await json(await s.api(path))
-      ).body;
-      seen.push(...page.items.map((e: { eventId: string }) => e.eventId));
+      const path: string = `/api/users/dora/events?limit=3${cursor ? `&cursor=${cursor}` : ''}`;
+      const page: {
+        items: { eventId: string; status: string; key: { serviceModeId: string } }[];
+        nextCursor: string | null;
+      } = (await json(await s.api(path))).body;
+      expect(page.items.every((e) => e.status === 'pending')).toBe(true);
+      seen.push(...page.items.map((e) => ({ eventId: e.eventId, serviceModeId: e.key.serviceModeId })));
       cursor = page.nextCursor;
-    } while (cursor);
-    expect(seen).toEqual(['dave-6', 'dave-5', 'dave-4', 'dave-3', 'dave-2', 'dave-1', 'dave-0']);
+      pages += 1;
+    } while (cursor && pages < 10);
+    expect(pages).toBe(3);
+    expect(seen.map((e) => e.eventId)).toEqual([
+      'dora-6',
+      'dora-5',
+      'dora-4',
+      'dora-3',
+      'dora-2',
+      'dora-1',
+      'dora-0',
+    ]);
+    expect(seen.map((e) => e.serviceModeId)).toEqual(['m1', 'm2', 'm1', 'm2', 'm1', 'm2', 'm1']);
 
     const bad = await json(await s.api('/api/users/alice/events?status=lost'));
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/status/);
+    for (const cursor of ['abc', '-1', Buffer.from('{"1":"x"}').toString('base64url')]) {
+      const badCursor = await json(await s.api(`/api/users/alice/events?cursor=${cursor}`));
+      expect({ cursor, status: badCursor.status }).toEqual({ cursor, status: 400 });
+      expect(badCursor.body.error.message).toMatch(/cursor/);
+    }
   });
 
   it('rejects bad input with clear 400s', async () => {
@@ -401,6 +429,19 @@ describe('actions', () => {
     expect(
       await s.db.operatorAudit.count({ where: { target: String(dead.id), actor: 'ops' } }),
     ).toBeGreaterThan(0);
+    // A successor batch over the same events, under a new out_trade_no, to be charged.
+    const successor = await s.db.chargeBatch.findFirstOrThrow({
+      where: { keyId: dead.keyId, status: 'open', firstSeq: dead.firstSeq, lastSeq: dead.lastSeq },
+    });
+    expect(successor).toMatchObject({ count: 7, eventCount: 2, parentId: null });
+    expect(successor.outTradeNo).not.toBe(dead.outTradeNo);
+    const successorView = (await json(await s.api(`/api/batches/${successor.id}`))).body;
+    expect(
+      successorView.events.items.map((e: { status: string; batchId: string }) => [e.status, e.batchId]),
+    ).toEqual([
+      ['batched', String(successor.id)],
+      ['batched', String(successor.id)],
+    ]);
     // The batch's view says so.
     const view = (await json(await s.api(`/api/batches/${dead.id}`))).body.batch;
     expect(view).toMatchObject({ status: 'voided', resolvedAs: 'uncharged', resolvedBy: 'ops' });

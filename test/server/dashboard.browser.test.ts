@@ -176,7 +176,7 @@ describe('dashboard in chromium', () => {
       const [r] = await s.db.$queryRaw<{ total: number; unsettled: number }[]>`
         SELECT count(*)::int AS total,
                count(*) FILTER (WHERE status IN ('pending', 'batched'))::int AS unsettled
-        FROM usage_event`;
+        FROM usage_event_status`;
       return r!.total === sent && r!.unsettled === 0;
     });
     sim.setFaults({ http5xxRate: 1 });

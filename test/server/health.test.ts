@@ -8,6 +8,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { type PostgresServer, startPostgres } from '../../src/devservices/postgres.js';
 import { type RedisServer, startRedis } from '../../src/devservices/redis.js';
+import { insertEvents } from '../../src/ledger/events.js';
 import { createTestDatabase } from '../support/services.js';
 import { event, startTestServer, type TestServer } from './helpers.js';
 
@@ -60,12 +61,14 @@ describe('/metrics and /healthz', () => {
     const key = await s.db.meterKey.create({
       data: { openId: 'old', serviceId: 's1', serviceModeId: 'm1', isTestEnv: false },
     });
-    const receivedAt = new Date(Date.now() - 60_000);
-    const old = await s.db.usageEvent.create({
-      data: { eventId: 'old-1', keyId: key.id, count: 1, receivedAt },
+    await insertEvents(s.db, [
+      { eventId: 'old-1', keyId: key.id, count: 1, occurredAt: null, enqueuedAt: null, attributes: null },
+    ]);
+    // It arrived a minute ago.
+    await s.db.usageEvent.update({
+      where: { eventId: 'old-1' },
+      data: { receivedAt: new Date(Date.now() - 60_000) },
     });
-    // As the ledger's insertEvents does: a new event is also queued as pending.
-    await s.db.pendingEvent.create({ data: { seq: old.seq, keyId: key.id, count: 1, receivedAt } });
 
     const after = await (await fetch(`${s.url}/metrics`)).text();
     const accepted = { result: 'accepted', source: 'http' };

@@ -1,9 +1,10 @@
 // Shapes of the operator API's answers (type-only imports: nothing of the server is bundled).
 
 import type { TokenStatus } from '../../douyin/token.js';
+import type { CallStats, RecentCallError } from '../../ledger/attempts.js';
+import type { MinutePoint } from '../../ledger/reports.js';
 import type { MeterStatus } from '../../metering/status.js';
 import type { DouyinFailure } from '../../server/douyin-api.js';
-import type { CallStats, MinutePoint, RecentCallError } from '../../server/sql.js';
 import type { BatchView, KeyView } from '../../server/views.js';
 
 export type { BatchView, KeyView, MinutePoint, RecentCallError };

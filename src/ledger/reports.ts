@@ -1,0 +1,95 @@
+// What the dashboard, the CLI's status and /metrics report about the ledger, read
+// from the keys' counters and the batches, not from the event table, wherever
+// that can be done.
+import { Prisma } from '../generated/prisma/client.js';
+import type { Sql } from './db.js';
+
+/** Events and their uses by status. */
+export type EventCounts = Record<string, { events: number; uses: number }>;
+
+/**
+ * Events by status, for the whole ledger or some keys: the ones in batches counted
+ * from the batches (a batch's events share its status; an open batch's are
+ * 'batched'), pending ones by an index range scan of each key's events after its
+ * batched_seq. Only a partial batch's events differ (charged or overage), and
+ * those few are read through usage_event_status.
+ */
+export async function eventsByStatus(db: Sql, keyIds?: number[]): Promise<EventCounts> {
+  const keyFilter = (column: string) =>
+    keyIds === undefined ? Prisma.empty : Prisma.sql`AND ${Prisma.raw(column)} = ANY(${keyIds}::int[])`;
+  const rows = await db.$queryRaw<{ status: string; events: number; uses: number }[]>`
+    SELECT status, sum(events)::int AS events, sum(uses)::float8 AS uses FROM (
+      SELECT 'pending' AS status, count(*) AS events, sum(e.count) AS uses
+      FROM meter_key k JOIN usage_event e ON e.key_id = k.id AND e.seq > k.batched_seq
+      WHERE true ${keyFilter('k.id')}
+      UNION ALL
+      SELECT CASE WHEN status = 'open' THEN 'batched' ELSE status::text END, sum(event_count), sum(count)
+      FROM charge_batch
+      WHERE parent_id IS NULL AND status NOT IN ('partial', 'voided') AND event_count > 0 ${keyFilter('key_id')}
+      GROUP BY 1
+      UNION ALL
+      SELECT e.status, count(*), sum(e.count)
+      FROM charge_batch b JOIN usage_event_status e
+        ON e.key_id = b.key_id AND e.seq BETWEEN b.first_seq AND b.last_seq
+      WHERE b.status = 'partial' ${keyFilter('b.key_id')} GROUP BY 1
+    ) s WHERE events > 0 GROUP BY status`;
+  return Object.fromEntries(rows.map((r) => [r.status, { events: r.events, uses: r.uses }]));
+}
+
+/** Age in seconds of the oldest event not yet in a batch, null when none is pending. */
+export async function oldestPendingEventAgeSec(db: Sql): Promise<number | null> {
+  const rows = await db.$queryRaw<{ age: number | null }[]>`
+    SELECT extract(epoch FROM now() - min(first.received_at))::float8 AS age
+    FROM meter_key k CROSS JOIN LATERAL (
+      SELECT received_at FROM usage_event e WHERE e.key_id = k.id AND e.seq > k.batched_seq
+      ORDER BY e.seq LIMIT 1) first`;
+  return rows[0]?.age ?? null;
+}
+
+export interface MinutePoint {
+  /** Start of the minute, ISO. */
+  t: string;
+  /** Events that reached the ledger in this minute. */
+  eventsIn: number;
+  /** Uses deducted on Douyin (sum of the counts of the successful calls). */
+  deductions: number;
+  /** DecrUserRemainTimes attempts that failed. */
+  errors: number;
+}
+
+/**
+ * Per-minute events in, deductions and call errors over the last `minutes` minutes
+ * (the current minute included), oldest first, one point per minute. Events in are
+ * found by received_at (a BRIN index); deductions come from the successful call
+ * attempts (indexed by started_at): a batch is settled `charged` in the same
+ * statement that records its one successful attempt.
+ */
+export async function timeseries(db: Sql, minutes: number): Promise<MinutePoint[]> {
+  const rows = await db.$queryRaw<{ t: Date; events_in: number; deductions: number; errors: number }[]>`
+    WITH w AS (SELECT date_trunc('minute', now()) - make_interval(mins => ${minutes - 1}) AS since),
+    m AS (
+      SELECT generate_series((SELECT since FROM w), date_trunc('minute', now()), interval '1 minute') AS t
+    ),
+    ev AS (
+      SELECT date_trunc('minute', received_at) AS t, count(*)::int AS n FROM usage_event
+      WHERE received_at >= (SELECT since FROM w)
+      GROUP BY 1
+    ),
+    ca AS (
+      SELECT date_trunc('minute', started_at) AS t,
+             coalesce(sum(count) FILTER (WHERE outcome = 'success'), 0)::int AS deductions,
+             count(*) FILTER (WHERE outcome = 'error')::int AS errors
+      FROM call_attempt WHERE started_at >= (SELECT since FROM w)
+      GROUP BY 1
+    )
+    SELECT m.t, coalesce(ev.n, 0) AS events_in, coalesce(ca.deductions, 0) AS deductions,
+           coalesce(ca.errors, 0) AS errors
+    FROM m LEFT JOIN ev USING (t) LEFT JOIN ca USING (t)
+    ORDER BY m.t`;
+  return rows.map((r) => ({
+    t: r.t.toISOString(),
+    eventsIn: r.events_in,
+    deductions: r.deductions,
+    errors: r.errors,
+  }));
+}
