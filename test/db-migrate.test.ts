@@ -102,7 +102,9 @@ interface OldBatch {
 // second still waits; a partial batch (4 of 7 uses charged through its derived
 // batch); a dead batch. B: charged, open (batched), insufficient, pending. C: only
 // pending. E: a voided batch whose events wait to be charged again while a later
-// event is already charged. D: no events. The keys' events are interleaved in seq.
+// event is already charged. D: no events. F: a voided batch's events taken again,
+// with a newer one, by an open batch whose seq span holds an event charged in
+// between. The keys' events are interleaved in seq.
 const OLD_BATCHES: OldBatch[] = [
   { name: 'b1', key: 'A', status: 'charged', formedOver: ['A1', 'A2'], count: 5 },
   { name: 'b2', key: 'B', status: 'charged', formedOver: ['B1', 'B2'], count: 5 },
@@ -115,10 +117,15 @@ const OLD_BATCHES: OldBatch[] = [
   { name: 'b7', key: 'A', status: 'dead', formedOver: ['A8'], count: 6 },
   { name: 'b8', key: 'B', status: 'insufficient', formedOver: ['B5'], count: 7 },
   { name: 'b9', key: 'A', status: 'charged', formedOver: ['A3'], count: 5 },
+  { name: 'b12', key: 'F', status: 'voided', formedOver: ['F1', 'F2'], count: 3 },
+  { name: 'b13', key: 'F', status: 'charged', formedOver: ['F3'], count: 4 },
+  { name: 'b14', key: 'F', status: 'open', formedOver: ['F1', 'F2', 'F4'], count: 8 },
 ];
 // In seq order.
 const OLD_EVENTS: OldEvent[] = [
   { id: 'A1', key: 'A', count: 2, status: 'charged', batch: 'b1' },
+  { id: 'F1', key: 'F', count: 1, status: 'batched', batch: 'b14' },
+  { id: 'F2', key: 'F', count: 2, status: 'batched', batch: 'b14' },
   { id: 'B1', key: 'B', count: 1, status: 'charged', batch: 'b2' },
   { id: 'A2', key: 'A', count: 3, status: 'charged', batch: 'b1' },
   { id: 'B2', key: 'B', count: 4, status: 'charged', batch: 'b2' },
@@ -132,18 +139,20 @@ const OLD_EVENTS: OldEvent[] = [
   { id: 'A6', key: 'A', count: 2, status: 'charged', batch: 'b4' },
   { id: 'B4', key: 'B', count: 1, status: 'batched', batch: 'b6' },
   { id: 'E3', key: 'E', count: 3, status: 'charged', batch: 'b11' },
+  { id: 'F3', key: 'F', count: 4, status: 'charged', batch: 'b13' },
   { id: 'A7', key: 'A', count: 3, status: 'overage', batch: 'b4' },
   { id: 'A8', key: 'A', count: 6, status: 'dead', batch: 'b7' },
   { id: 'B5', key: 'B', count: 7, status: 'insufficient', batch: 'b8' },
   { id: 'C2', key: 'C', count: 5, status: 'pending' },
   { id: 'A9', key: 'A', count: 2, status: 'pending' },
   { id: 'B6', key: 'B', count: 3, status: 'pending' },
+  { id: 'F4', key: 'F', count: 5, status: 'batched', batch: 'b14' },
 ];
 
 /** Writes OLD_BATCHES and OLD_EVENTS in the old shape; returns the key and batch ids. */
 async function fillOldLedger(c: pg.Client) {
   const keyIds = new Map<string, number>();
-  for (const k of ['A', 'B', 'C', 'D', 'E']) {
+  for (const k of ['A', 'B', 'C', 'D', 'E', 'F']) {
     const r = await c.query<{ id: number }>(
       `INSERT INTO meter_key (open_id, service_id, service_mode_id, is_test_env) VALUES ($1, 's1', 'm1', false)
        RETURNING id`,
@@ -303,7 +312,7 @@ describe('migrating a ledger of the old shape to event ranges', () => {
 
       // Each key's pending events are its tail, the key says exactly those are pending,
       // and the next batch formed takes exactly them (no event is batched twice).
-      for (const k of ['A', 'B', 'C', 'D', 'E']) {
+      for (const k of ['A', 'B', 'C', 'D', 'E', 'F']) {
         const pendingIds = OLD_EVENTS.filter((e) => e.key === k && e.status === 'pending').map(
           (e) => `old-${e.id}`,
         );
@@ -318,7 +327,7 @@ describe('migrating a ledger of the old shape to event ranges', () => {
           .toEqual([k, { events: pendingIds.length, uses: pendingUses }]);
         expect.soft([k, await keyHasPendingEvents(db, keyOf(k))]).toEqual([k, pendingIds.length > 0]);
       }
-      for (const k of ['A', 'B', 'C', 'D', 'E']) {
+      for (const k of ['A', 'B', 'C', 'D', 'E', 'F']) {
         const pendingIds = OLD_EVENTS.filter((e) => e.key === k && e.status === 'pending').map(
           (e) => `old-${e.id}`,
         );

@@ -145,13 +145,18 @@ export async function settleBatch(
 /**
  * Partial policy, final step: the parent batch was charged `charged` of its count
  * (through derived batches); its events count as charged in order while they fit,
- * the rest as overage. A parent that went dead with its derived batch becomes
+ * the rest as overage: the last charged one's seq is stored (charged_through_seq). A parent that went dead with its derived batch becomes
  * partial too when that batch turns out to have been deducted.
  */
 export async function settlePartialParent(db: Sql, parentId: bigint, charged: number): Promise<boolean> {
   const n = await db.$executeRaw`
-    UPDATE charge_batch SET status = 'partial', charged_count = ${charged}, overage_count = count - ${charged},
-           dead_reason = NULL, updated_at = now(), finished_at = now()
+    UPDATE charge_batch b SET status = 'partial', charged_count = ${charged}, overage_count = count - ${charged},
+           dead_reason = NULL, updated_at = now(), finished_at = now(),
+           charged_through_seq = coalesce((
+             SELECT max(r.seq) FROM (
+               SELECT e.seq, sum(e.count) OVER (ORDER BY e.seq) AS running FROM usage_event e
+               WHERE e.key_id = b.key_id AND e.seq BETWEEN b.first_seq AND b.last_seq) r
+             WHERE r.running <= ${charged}), b.first_seq - 1)
     WHERE id = ${parentId} AND status IN ('open', 'dead')`;
   return n > 0;
 }

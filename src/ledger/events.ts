@@ -47,7 +47,8 @@ export async function insertEvents(db: Sql, rows: EventRow[]): Promise<number[]>
       ON CONFLICT (event_id) DO NOTHING
       RETURNING seq, key_id
     ), horizon AS (
-      UPDATE ingest_horizon SET max_seq = (SELECT max(seq) FROM ins) WHERE EXISTS (SELECT 1 FROM ins)
+      UPDATE ingest_horizon SET max_seq = GREATEST(max_seq, (SELECT max(seq) FROM ins))
+      WHERE EXISTS (SELECT 1 FROM ins)
     )
     SELECT key_id FROM ins, (SELECT count(*) FROM durable) d`;
   return inserted.map((r) => r.key_id);

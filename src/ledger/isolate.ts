@@ -27,7 +27,8 @@ export function describeDbError(err: unknown): string {
   const cause = (err as { meta?: { driverAdapterError?: { cause?: Record<string, unknown> } } })?.meta
     ?.driverAdapterError?.cause;
   const message = String(cause?.originalMessage ?? (err as Error)?.message ?? err);
-  const detail = typeof cause?.detail === 'string' ? ` (${cause.detail})` : '';
+  const d = cause?.detail ?? (err as { detail?: unknown })?.detail; // Prisma's adapter, or pg itself
+  const detail = typeof d === 'string' ? ` (${d})` : '';
   return `${sqlState(err) ?? 'error'} ${message}${detail}`;
 }
 

@@ -25,15 +25,14 @@ export type LeasedWork =
       kind: 'leased';
       lease: KeyLease;
       batch?: BatchRow;
-      /** When the key's oldest and newest events in no batch arrived; absent when none. */
-      pending?: { oldest: Date; newest: Date };
+      /** How long ago (database clock) the key's oldest and newest events in no batch arrived; absent when none. */
+      pending?: { oldestAgeMs: number; newestAgeMs: number };
     };
 
 /**
  * Takes the key's lease unless another run holds an unexpired one, and reads what
  * the key has to charge (its newest open batch, whether events are pending) in the
- * same statement, which reads the key's row without locking it. Durable: two runs
- * must never hold the same token.
+ * same statement. Durable: two runs must never hold the same token.
  */
 export async function takeKeyLease(
   db: Sql,
@@ -42,7 +41,7 @@ export async function takeKeyLease(
   leaseMs: number,
 ): Promise<LeasedWork> {
   const rows = await db.$queryRaw<
-    (BatchRow & { token: bigint | null; pending_oldest: Date | null; pending_newest: Date | null })[]
+    (BatchRow & { token: bigint | null; pending_oldest: number | null; pending_newest: number | null })[]
   >`
     WITH durable AS (${DURABLE_COMMIT}),
     l AS (
@@ -54,10 +53,12 @@ export async function takeKeyLease(
       RETURNING token
     )
     SELECT (SELECT token FROM l) AS token, o.*,
-           (SELECT e.received_at FROM meter_key mk JOIN usage_event e ON e.key_id = mk.id AND e.seq > mk.batched_seq
-            WHERE mk.id = ${keyId} ORDER BY e.seq LIMIT 1) AS pending_oldest,
-           (SELECT e.received_at FROM meter_key mk JOIN usage_event e ON e.key_id = mk.id AND e.seq > mk.batched_seq
-            WHERE mk.id = ${keyId} ORDER BY e.seq DESC LIMIT 1) AS pending_newest
+           (SELECT extract(epoch FROM now() - e.received_at)::float8 * 1000 FROM usage_event e
+            WHERE e.key_id = ${keyId} AND e.seq > (SELECT batched_seq FROM meter_key WHERE id = ${keyId})
+            ORDER BY e.seq LIMIT 1) AS pending_oldest,
+           (SELECT extract(epoch FROM now() - e.received_at)::float8 * 1000 FROM usage_event e
+            WHERE e.key_id = ${keyId} AND e.seq > (SELECT batched_seq FROM meter_key WHERE id = ${keyId})
+            ORDER BY e.seq DESC LIMIT 1) AS pending_newest
     FROM (SELECT count(*) FROM durable) d LEFT JOIN LATERAL (
       SELECT ${BATCH_COLUMNS}
       FROM charge_batch b JOIN meter_key k ON k.id = b.key_id
@@ -67,7 +68,9 @@ export async function takeKeyLease(
   if (token === null) return { kind: 'busy' };
   const lease = { keyId, token, leaseMs };
   const pending =
-    pending_oldest && pending_newest ? { oldest: pending_oldest, newest: pending_newest } : undefined;
+    pending_oldest !== null && pending_newest !== null
+      ? { oldestAgeMs: pending_oldest, newestAgeMs: pending_newest }
+      : undefined;
   return batch.id === null ? { kind: 'leased', lease, pending } : { kind: 'leased', lease, batch, pending };
 }
 

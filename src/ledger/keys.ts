@@ -1,5 +1,6 @@
 // Batching keys (meter_key): a user's use of one service specification in one
 // environment, with the key's own event sequence and its pending counters.
+import { Prisma } from '../generated/prisma/client.js';
 import type { Sql } from './db.js';
 
 export interface KeyFields {
@@ -37,35 +38,49 @@ export function keyString(k: KeyFields): string {
 /** Whether the key has events in no batch yet. */
 export async function keyHasPendingEvents(db: Sql, keyId: number): Promise<boolean> {
   const rows = await db.$queryRaw<{ pending: boolean }[]>`
-    SELECT EXISTS (SELECT 1 FROM usage_event e WHERE e.key_id = k.id AND e.seq > k.batched_seq) AS pending
-    FROM meter_key k WHERE k.id = ${keyId}`;
+    SELECT EXISTS (SELECT 1 FROM usage_event e
+                   WHERE e.key_id = ${keyId} AND e.seq > (SELECT batched_seq FROM meter_key WHERE id = ${keyId}))
+           AS pending`;
   return rows[0]?.pending ?? false;
 }
 
 /**
  * Keys with events in no batch for longer than `olderThanMs`, or with open batches
- * untouched that long. One index probe a key for the first: the keys are read in id
- * order from `afterKeyId`, `limit` at a time, so a large deployment is swept in turns.
+ * untouched that long. Two ways to find the first: the events that arrived in the
+ * last `recentMs` before that age (a BRIN range of received_at: a lost trigger is
+ * found within a pass or two), and a walk of all keys in id order from
+ * `afterKeyId`, `limit` at a time (one index probe a key), so that older ones are
+ * found too, in turns, on a large deployment.
  */
 export async function keysNeedingCharge(
   db: Sql,
-  olderThanMs: number,
-  limit: number,
-  afterKeyId = 0,
+  o: { olderThanMs: number; recentMs: number; limit: number; afterKeyId?: number },
 ): Promise<{ keyIds: number[]; lastKeyId: number | null }> {
-  const [scanned, open] = await Promise.all([
+  const stale = Prisma.sql`now() - make_interval(secs => ${o.olderThanMs / 1000})`;
+  const [recent, scanned, open] = await Promise.all([
+    db.$queryRaw<{ key_id: number }[]>`
+      SELECT r.key_id FROM (
+        SELECT DISTINCT key_id FROM usage_event
+        WHERE received_at < ${stale}
+          AND received_at >= ${stale} - make_interval(secs => ${o.recentMs / 1000})) r
+      JOIN meter_key k ON k.id = r.key_id
+      WHERE EXISTS (SELECT 1 FROM usage_event e WHERE e.key_id = k.id AND e.seq > k.batched_seq)
+      LIMIT ${o.limit}`,
     db.$queryRaw<{ id: number; stale: boolean }[]>`
       SELECT k.id, EXISTS (
         SELECT 1 FROM usage_event e
-        WHERE e.key_id = k.id AND e.seq > k.batched_seq
-          AND e.received_at < now() - make_interval(secs => ${olderThanMs / 1000})
+        WHERE e.key_id = k.id AND e.seq > k.batched_seq AND e.received_at < ${stale}
       ) AS stale
-      FROM meter_key k WHERE k.id > ${afterKeyId} ORDER BY k.id LIMIT ${limit}`,
+      FROM meter_key k WHERE k.id > ${o.afterKeyId ?? 0} ORDER BY k.id LIMIT ${o.limit}`,
     db.$queryRaw<{ key_id: number }[]>`
-      SELECT DISTINCT key_id FROM charge_batch
-      WHERE status = 'open' AND updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
-      LIMIT ${limit}`,
+      SELECT key_id FROM charge_batch
+      WHERE status = 'open' AND updated_at < ${stale}
+      ORDER BY updated_at LIMIT ${o.limit}`,
   ]);
-  const keyIds = new Set([...scanned.filter((k) => k.stale).map((k) => k.id), ...open.map((r) => r.key_id)]);
-  return { keyIds: [...keyIds], lastKeyId: scanned.length < limit ? null : scanned.at(-1)!.id };
+  const keyIds = new Set([
+    ...recent.map((r) => r.key_id),
+    ...scanned.filter((k) => k.stale).map((k) => k.id),
+    ...open.map((r) => r.key_id),
+  ]);
+  return { keyIds: [...keyIds], lastKeyId: scanned.length < o.limit ? null : scanned.at(-1)!.id };
 }

@@ -55,16 +55,18 @@ export function createPgLedger(databaseUrl: string, options: { poolSize?: number
     ...over(pool),
     async $transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      let broken: Error | undefined;
       try {
         await client.query('BEGIN');
         const result = await work(over(client as unknown as { query: pg.Pool['query'] }));
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
+        // A connection that cannot even roll back is discarded, not reused.
+        await client.query('ROLLBACK').catch((e: Error) => (broken = e));
         throw err;
       } finally {
-        client.release();
+        client.release(broken);
       }
     },
     $disconnect: () => pool.end(),

@@ -19,8 +19,10 @@ export async function eventsByStatus(db: Sql, keyIds?: number[]): Promise<EventC
     keyIds === undefined ? Prisma.empty : Prisma.sql`AND ${Prisma.raw(column)} = ANY(${keyIds}::int[])`;
   const rows = await db.$queryRaw<{ status: string; events: number; uses: number }[]>`
     SELECT status, sum(events)::int AS events, sum(uses)::float8 AS uses FROM (
-      SELECT 'pending' AS status, count(*) AS events, sum(e.count) AS uses
-      FROM meter_key k JOIN usage_event e ON e.key_id = k.id AND e.seq > k.batched_seq
+      SELECT 'pending' AS status, sum(p.events) AS events, sum(p.uses) AS uses
+      FROM meter_key k CROSS JOIN LATERAL (
+        SELECT count(*) AS events, sum(e.count) AS uses FROM usage_event e
+        WHERE e.key_id = k.id AND e.seq > k.batched_seq) p
       WHERE true ${keyFilter('k.id')}
       UNION ALL
       SELECT CASE WHEN status = 'open' THEN 'batched' ELSE status::text END, sum(event_count), sum(count)

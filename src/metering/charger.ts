@@ -5,8 +5,9 @@
 // 1. A batch's out_trade_no and count are stored durably before its first call,
 //    and every retry, crash recovery and replay sends exactly those (Douyin
 //    deduplicates), never once 90% of Douyin's idempotency window has passed.
-// 2. An event joins a batch in the same statement that creates the batch, and only
-//    from the pending queue, so no event is in two batches.
+// 2. A batch takes its key's events after the key's batched_seq, up to the ingest
+//    horizon (no write in flight can add one there), and moves batched_seq in the
+//    same statement, so no event is in two batches.
 // 3. One run per key: BullMQ's deduplication and job lock, and behind them a lease
 //    with a fencing token in PostgreSQL that every send and settlement shows, so a
 //    run that lost its job lock cannot act on a key another run took over.
@@ -98,10 +99,8 @@ export class Charger {
    * two, and the deployment's call slots go further; never once its oldest pending
    * event has waited holdBackMs.
    */
-  private stillArriving(pending: { oldest: Date; newest: Date }): boolean {
-    const now = Date.now();
-    const hold = this.o.holdBackMs ?? 0;
-    return now - pending.newest.getTime() < this.o.windowMs / 2 && now - pending.oldest.getTime() < hold;
+  private stillArriving(pending: { oldestAgeMs: number; newestAgeMs: number }): boolean {
+    return pending.newestAgeMs < this.o.windowMs / 2 && pending.oldestAgeMs < (this.o.holdBackMs ?? 0);
   }
 
   /** Forms the key's next batch; its first attempt is stamped as it is formed. */

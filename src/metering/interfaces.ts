@@ -31,7 +31,7 @@ export interface ChargerOptions {
   windowMs: number;
   /**
    * The longest a key's batch waits while its events keep arriving, ms
-   * (METER_BATCH_MAX_HOLD_MS). 0: never waits. Default 0.
+   * (METER_BATCH_MAX_HOLD_MS; config default 5000). 0 (the default here): never waits.
    */
   holdBackMs?: number;
   /** Most events in one batch. */

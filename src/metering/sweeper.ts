@@ -47,17 +47,18 @@ export class Sweeper {
       // whichever process) stopped.
       const cursorKey = `${this.o.lockKey}:cursor`;
       const after = Number((await this.o.redis.get(cursorKey)) ?? 0);
-      const { keyIds: keys, lastKeyId } = await keysNeedingCharge(
-        this.o.db,
-        this.o.staleAfterMs,
-        5_000,
-        after,
-      );
-      await this.o.redis.set(cursorKey, String(lastKeyId ?? 0));
+      const { keyIds: keys, lastKeyId } = await keysNeedingCharge(this.o.db, {
+        olderThanMs: this.o.staleAfterMs,
+        recentMs: 3 * this.o.intervalMs,
+        limit: 5_000,
+        afterKeyId: after,
+      });
       if (keys.length > 0) {
         await scheduleCharge(this.o.chargeQueue, keys, 0);
         this.o.logger.info({ keys: keys.length }, 'sweeper scheduled keys with waiting work');
       }
+      // Only once this slice is scheduled: a failure above looks at it again next pass.
+      await this.o.redis.set(cursorKey, String(lastKeyId ?? 0));
       return keys.length;
     } catch (err) {
       this.o.logger.warn({ err }, 'sweep failed; will try again');

@@ -95,7 +95,7 @@ describe('forming and settling batches', () => {
     expect(work).toMatchObject({
       kind: 'leased',
       batch: b,
-      pending: { oldest: expect.any(Date), newest: expect.any(Date) },
+      pending: { oldestAgeMs: expect.any(Number), newestAgeMs: expect.any(Number) },
     });
     if (work.kind === 'leased') await releaseKeyLease(db, work.lease);
     // An open batch is found again, never a second one for the same events.

@@ -50,7 +50,7 @@ describe('key leases', () => {
     const pendingOnly = await takeKeyLease(db, k, 'w1', 60_000);
     expect(pendingOnly).toMatchObject({
       kind: 'leased',
-      pending: { oldest: expect.any(Date), newest: expect.any(Date) },
+      pending: { oldestAgeMs: expect.any(Number), newestAgeMs: expect.any(Number) },
     });
     expect(pendingOnly).not.toHaveProperty('batch');
     if (pendingOnly.kind === 'leased') await releaseKeyLease(db, pendingOnly.lease);
@@ -65,7 +65,7 @@ describe('key leases', () => {
     expect(both).toMatchObject({
       kind: 'leased',
       batch: b,
-      pending: { oldest: expect.any(Date), newest: expect.any(Date) },
+      pending: { oldestAgeMs: expect.any(Number), newestAgeMs: expect.any(Number) },
     });
     if (both.kind === 'leased') await releaseKeyLease(db, both.lease);
     await formBatch(db, { keyId: k, outTradeNo: 'L-2', maxEvents: 1, maxCount: 100, deadlineSec: 60 });

@@ -56,7 +56,7 @@ describe('keys', () => {
   it('finds keys whose pending events or open batches have waited too long', async () => {
     const [k, other] = [...(await upsertKeys(db, [key('u5'), key('u6')])).values()];
     const needing = async (limit = 100, after = 0) =>
-      (await keysNeedingCharge(db, 60_000, limit, after)).keyIds;
+      (await keysNeedingCharge(db, { olderThanMs: 60_000, recentMs: 0, limit, afterKeyId: after })).keyIds;
     await insertEvents(db, [ev('s1', k!), ev('s2', other!)]);
     expect(await needing()).not.toContain(k);
     // The key's pending event arrived two minutes ago.
@@ -72,6 +72,19 @@ describe('keys', () => {
     await db.chargeBatch.update({ where: { id: b.id }, data: { updatedAt: new Date(Date.now() - 120_000) } });
     expect(await needing()).toContain(k);
     expect(await needing()).not.toContain(other);
+  });
+
+  it('finds a key whose events just passed the age at once, wherever the walk of all keys is', async () => {
+    const [k] = [...(await upsertKeys(db, [key('u-recent')])).values()];
+    await insertEvents(db, [ev('r1', k!)]);
+    await db.usageEvent.update({
+      where: { eventId: 'r1' },
+      data: { receivedAt: new Date(Date.now() - 61_000) },
+    });
+    // The walk starts after every key id: only the recent window can find it.
+    const beyond = { olderThanMs: 60_000, limit: 100, afterKeyId: 1_000_000 };
+    expect((await keysNeedingCharge(db, { ...beyond, recentMs: 5_000 })).keyIds).toContain(k);
+    expect((await keysNeedingCharge(db, { ...beyond, recentMs: 0 })).keyIds).not.toContain(k);
   });
 
   it('sweeps the keys in id order, a slice at a time', async () => {
@@ -94,7 +107,12 @@ describe('keys', () => {
     const seen: number[] = [];
     let after = ids[0]! - 1;
     for (let turn = 0; turn < 10; turn++) {
-      const r = await keysNeedingCharge(db, 60_000, 2, after);
+      const r = await keysNeedingCharge(db, {
+        olderThanMs: 60_000,
+        recentMs: 0,
+        limit: 2,
+        afterKeyId: after,
+      });
       seen.push(...r.keyIds.filter((id) => ids.includes(id)));
       if (r.lastKeyId === null) break;
       expect(r.lastKeyId).toBeGreaterThan(after);
