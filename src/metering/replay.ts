@@ -10,7 +10,6 @@
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Sql } from '../ledger/db.js';
-import { durably } from '../ledger/durable.js';
 import {
   deadParentBatchIds,
   type LockedBatch,
@@ -18,6 +17,7 @@ import {
   reopenBatch,
 } from '../ledger/operator-batches.js';
 import { scheduleChargeNow } from '../queue/queues.js';
+import { actOnBatches } from './batch-actions.js';
 import { lastSafeSend, WINDOW_SAFE_FRACTION } from './decide.js';
 
 export interface ReplayDeps {
@@ -47,18 +47,9 @@ export async function replayBatches(
 ): Promise<ReplayResult> {
   const { db } = deps;
   const ids = 'id' in target ? [target.id] : await deadParentBatchIds(db);
-  const result: ReplayResult = { replayed: [], skipped: [] };
-  const keys = new Set<number>();
-  for (const id of ids) {
-    const outcome = await durably(db, (tx) => replayOne(tx, deps, id, actor));
-    if (typeof outcome === 'string') result.skipped.push({ id: String(id), reason: outcome });
-    else {
-      result.replayed.push(String(id));
-      keys.add(outcome.keyId);
-    }
-  }
-  await scheduleChargeNow(deps.redis, deps.prefix, keys);
-  return result;
+  const r = await actOnBatches(db, ids, (tx, id) => replayOne(tx, deps, id, actor));
+  await scheduleChargeNow(deps.redis, deps.prefix, r.keys);
+  return { replayed: r.done, skipped: r.skipped };
 }
 
 /** Reopens one batch; returns it, or the reason it was skipped. */

@@ -11,7 +11,6 @@ import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { settlePartialParent } from '../ledger/batches.js';
 import type { Sql } from '../ledger/db.js';
-import { durably } from '../ledger/durable.js';
 import {
   type LockedBatch,
   lockFinishedBatch,
@@ -21,6 +20,7 @@ import {
   resolveDerivedAsUncharged,
 } from '../ledger/operator-batches.js';
 import { scheduleChargeNow } from '../queue/queues.js';
+import { actOnBatches } from './batch-actions.js';
 import { newOutTradeNo } from './out-trade-no.js';
 
 export type Resolution = 'charged' | 'uncharged';
@@ -46,18 +46,10 @@ export async function resolveBatches(
   as: Resolution,
   actor: string,
 ): Promise<ResolveResult> {
-  const result: ResolveResult = { resolved: [], skipped: [] };
-  const keys = new Set<number>();
-  for (const id of ids) {
-    const outcome = await durably(deps.db, (tx) => resolveOne(tx, id, as, actor, deps.deadlineSec));
-    if (typeof outcome === 'string') result.skipped.push({ id: String(id), reason: outcome });
-    else {
-      result.resolved.push(String(id));
-      if (as === 'uncharged') keys.add(outcome.keyId);
-    }
-  }
-  await scheduleChargeNow(deps.redis, deps.prefix, keys);
-  return result;
+  const r = await actOnBatches(deps.db, ids, (tx, id) => resolveOne(tx, id, as, actor, deps.deadlineSec));
+  // A successor batch (resolved as uncharged) is charged now, not at the sweeper's pace.
+  if (as === 'uncharged') await scheduleChargeNow(deps.redis, deps.prefix, r.keys);
+  return { resolved: r.done, skipped: r.skipped };
 }
 
 async function resolveOne(
