@@ -1,11 +1,13 @@
 // Chargers driven one run at a time against the real ledger, Redis and the
 // project's Douyin simulator, for tests that must hold a run at an exact step.
+// The chargers run on plain pg, as in the worker; the tests read through Prisma.
 import { Redis } from 'ioredis';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { type CallOptions, DouyinMarketClient, RateLimiter } from '../../src/douyin/index.js';
 import type { DecrUserRemainTimesInput } from '../../src/douyin/schemas.js';
 import { insertEvents } from '../../src/ledger/events.js';
 import { upsertKeys } from '../../src/ledger/keys.js';
+import { createPgLedger, type PgLedger } from '../../src/ledger/pg-ledger.js';
 import { createLogger } from '../../src/logger.js';
 import { Charger } from '../../src/metering/charger.js';
 import type { ChargerOptions, MeterDouyinApi } from '../../src/metering/interfaces.js';
@@ -14,7 +16,10 @@ import { createTestDatabase, redisUrl, uniquePrefix } from '../support/services.
 
 export interface ChargerHarness {
   databaseUrl: string;
+  /** Prisma, for the tests' own reads and fixtures. */
   db: PrismaClient;
+  /** Plain pg, what the worker's chargers run on (src/ledger/pg-ledger.ts): the chargers here use it too. */
+  ledger: PgLedger;
   redis: Redis;
   sim: RunningSimulator;
   client: DouyinMarketClient;
@@ -38,9 +43,11 @@ export async function startChargerHarness(label: string): Promise<ChargerHarness
     redisPrefix: uniquePrefix(label),
   });
   let seq = 0;
+  const ledger = createPgLedger(databaseUrl, { poolSize: 8 });
   const h: ChargerHarness = {
     databaseUrl,
     db,
+    ledger,
     redis,
     sim,
     client,
@@ -64,7 +71,7 @@ export async function startChargerHarness(label: string): Promise<ChargerHarness
     limiter: () => new RateLimiter({ redis, key: uniquePrefix(`${label}-rl`), qps: 1_000 }),
     charger({ api, limiter, ...o } = {}) {
       return new Charger({
-        db,
+        db: ledger,
         api: api ?? client,
         limiter: limiter ?? h.limiter(),
         logger: createLogger({ level: 'silent' }),
@@ -83,6 +90,7 @@ export async function startChargerHarness(label: string): Promise<ChargerHarness
       await client.close();
       await sim.close();
       await db.$disconnect();
+      await ledger.$disconnect();
       redis.disconnect();
     },
   };
