@@ -47,8 +47,9 @@ export async function insertEvents(db: Sql, rows: EventRow[]): Promise<number[]>
       ON CONFLICT (event_id) DO NOTHING
       RETURNING seq, key_id
     ), horizon AS (
-      UPDATE ingest_horizon SET max_seq = GREATEST(max_seq, (SELECT max(seq) FROM ins))
-      WHERE EXISTS (SELECT 1 FROM ins)
+      -- An upsert: were the row ever missing, batches would silently stop forming.
+      INSERT INTO ingest_horizon (id, max_seq) SELECT 1, max(seq) FROM ins HAVING count(*) > 0
+      ON CONFLICT (id) DO UPDATE SET max_seq = GREATEST(ingest_horizon.max_seq, EXCLUDED.max_seq)
     )
     SELECT key_id FROM ins, (SELECT count(*) FROM durable) d`;
   return inserted.map((r) => r.key_id);

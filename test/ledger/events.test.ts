@@ -69,6 +69,14 @@ describe('insertEvents', () => {
     expect(await pendingOfKey(db, b)).toEqual({ events: 2, uses: 6 });
   });
 
+  it('puts the horizon row back if it ever goes missing, never below what was written', async () => {
+    const k = await keyId('seq-lost');
+    await db.$executeRaw`DELETE FROM ingest_horizon`;
+    await insertEvents(db, [ev('lost-1', k, 1)]);
+    const seq = (await db.usageEvent.findUniqueOrThrow({ where: { eventId: 'lost-1' } })).seq;
+    expect(await horizon()).toBe(seq);
+  });
+
   it('writes one call at a time: each call is a run of seq of its own, and the horizon is the highest', async () => {
     const race = createPrisma(url, { poolSize: 12 });
     try {
