@@ -25,7 +25,9 @@ export type LedgerStep =
   /** Partial policy: a new derived batch n of the parent, for `count` uses. */
   | { kind: 'derive'; n: number; count: number };
 
-export type Applied = { applied: true } | { applied: false; why: 'lease_lost' | 'not_open' };
+export type Applied =
+  /** `released`: the statement also ended the run's lease (see `endsRun`). */
+  { applied: true; released: boolean } | { applied: false; why: 'lease_lost' | 'not_open' };
 
 export async function applyDecision(
   db: Ledger,
@@ -33,13 +35,16 @@ export async function applyDecision(
   batch: BatchRow,
   attempt: AttemptRecord | null,
   step: LedgerStep,
+  /** The run ends with this step: the common steps then end its lease in the same statement. */
+  o: { endsRun?: boolean } = {},
 ): Promise<Applied> {
   // The common steps in one durable statement; anything else, or a step this run
   // may no longer apply, in a transaction.
-  if (attempt && (await applyInOneStatement(db, lease, batch, attempt, step))) return { applied: true };
+  if (attempt && (await applyInOneStatement(db, lease, batch, attempt, step, o.endsRun === true)))
+    return { applied: true, released: o.endsRun === true };
   return durably(db, async (tx): Promise<Applied> => {
     const leased = await holdsKeyLease(tx, lease);
-    if (leased && (await applyStep(tx, batch, attempt, step))) return { applied: true };
+    if (leased && (await applyStep(tx, batch, attempt, step))) return { applied: true, released: false };
     const why = leased ? 'not_open' : 'lease_lost';
     if (attempt) {
       await recordAttempt(tx, attempt, { anyStatus: true });
@@ -62,12 +67,13 @@ async function applyInOneStatement(
   b: BatchRow,
   a: AttemptRecord,
   step: LedgerStep,
+  release: boolean,
 ): Promise<boolean> {
   const charged = step.kind === 'charged' && b.parentId === null && a.outcome === 'success';
   if (!charged && step.kind !== 'record_attempt') return false;
   const rows = await db.$queryRaw<{ applied: boolean }[]>`
     WITH durable AS (${DURABLE_COMMIT}),
-    l AS (${renewedLease(lease)}),
+    l AS (${renewedLease(lease, { release })}),
     b AS (
       UPDATE charge_batch SET attempts = attempts + 1, updated_at = now(),
              status = CASE WHEN ${charged} THEN 'charged'::batch_status ELSE status END,

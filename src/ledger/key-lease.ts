@@ -90,11 +90,16 @@ export async function holdsKeyLease(tx: Sql, lease: KeyLease): Promise<boolean> 
  * The body of a CTE that renews the lease and yields one row if this run still
  * holds it, for statements that check the lease and make their change in one go
  * (no lease: always one row, for callers that hold the key otherwise, like tests).
+ * With `release`, the statement is the run's last: it ends the lease instead
+ * (the token stays the key's until another run takes a new one).
  */
-export function renewedLease(lease: KeyLease | undefined): Prisma.Sql {
+export function renewedLease(lease: KeyLease | undefined, o: { release?: boolean } = {}): Prisma.Sql {
   if (!lease) return Prisma.sql`SELECT 1 AS held`;
+  const until = o.release
+    ? Prisma.sql`NULL`
+    : Prisma.sql`now() + make_interval(secs => ${lease.leaseMs / 1000})`;
   return Prisma.sql`
-    UPDATE key_lease SET until = now() + make_interval(secs => ${lease.leaseMs / 1000})
+    UPDATE key_lease SET until = ${until}, owner = ${o.release ? Prisma.sql`NULL` : Prisma.sql`owner`}
     WHERE key_id = ${lease.keyId} AND token = ${lease.token}
     RETURNING 1 AS held`;
 }

@@ -62,6 +62,8 @@ const LEASE_MARGIN_MS = 500;
 interface Run {
   lease: KeyLease;
   renewedAt: number;
+  /** The run's last statement ended the lease already. */
+  released?: boolean;
 }
 
 export class Charger {
@@ -89,7 +91,7 @@ export class Charger {
       if (batch === 'idle' || batch === 'stale') return batch;
       return await this.send(run, batch, slot, signal);
     } finally {
-      await releaseKeyLease(db, run.lease).catch(() => {}); // else it expires by itself
+      if (!run.released) await releaseKeyLease(db, run.lease).catch(() => {}); // else it expires by itself
     }
   }
 
@@ -192,7 +194,7 @@ export class Charger {
     const decision = decideAfterCall(facts, answer, this.policy, new Date());
     switch (decision.kind) {
       case 'charged': {
-        if (!(await this.apply(run, batch, attempt, { kind: 'charged' }))) return 'stale';
+        if (!(await this.apply(run, batch, attempt, { kind: 'charged' }, true))) return 'stale';
         const outcome = batch.parentId === null ? 'charged' : 'partial';
         batchesTotal.inc({ outcome });
         return outcome;
@@ -202,7 +204,7 @@ export class Charger {
           rateLimitedTotal.inc();
           await this.o.limiter.penalize(this.o.rateLimitPenaltyMs ?? 1_000);
         }
-        if (!(await this.apply(run, batch, attempt, { kind: 'record_attempt' }))) return 'stale';
+        if (!(await this.apply(run, batch, attempt, { kind: 'record_attempt' }, true))) return 'stale';
         this.o.logger.debug(
           { batchId: String(batch.id), kind: attempt.errorKind, logid: attempt.logid },
           'charge call failed; will retry',
@@ -291,11 +293,14 @@ export class Charger {
     batch: BatchRow,
     attempt: AttemptRecord | null,
     step: LedgerStep,
+    /** The run ends with this step (it returns or throws right after). */
+    endsRun = false,
   ): Promise<boolean> {
     const t = performance.now();
-    const r: Applied = await applyDecision(this.o.db, run.lease, batch, attempt, step);
+    const r: Applied = await applyDecision(this.o.db, run.lease, batch, attempt, step, { endsRun });
     if (r.applied) {
       run.renewedAt = t;
+      run.released = r.released;
       return true;
     }
     if (attempt?.outcome === 'success') {
