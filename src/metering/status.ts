@@ -58,7 +58,7 @@ export async function getMeterStatus(deps: {
 
 /**
  * Age in seconds of the oldest event not yet in a batch, wherever it waits: in the
- * ledger's pending queue, or still in Redis (no worker has written it yet, e.g. while
+ * ledger (after its key's batched_seq), or still in Redis (no worker has written it yet, e.g. while
  * every worker is down). Null when none.
  */
 export async function oldestUnchargedEventAgeSec(
