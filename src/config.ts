@@ -70,7 +70,7 @@ export const configSchema = z.object({
   METER_INGEST_CONCURRENCY: int(8, 1, 256),
   /** Batching keys whose ids a worker keeps in memory (LRU): bounds memory whatever the number of users. */
   METER_KEY_CACHE_SIZE: int(100_000, 1, 10_000_000),
-  METER_CHARGE_CONCURRENCY: int(64, 1, 4_096),
+  METER_CHARGE_CONCURRENCY: int(256, 1, 4_096),
   /**
    * Seconds after which the worker considers a stalled (crashed) job abandoned; also a
    * charge run's lease on its key. At least DOUYIN_TIMEOUT_MS + 1 s.

@@ -8,7 +8,7 @@ import { type AttemptRecord, recordAttempt } from './attempts.js';
 import { type BatchRow, createDerivedBatch, settleBatch, settlePartialParent } from './batches.js';
 import type { Sql } from './db.js';
 import { DURABLE_COMMIT, durably } from './durable.js';
-import { holdsKeyLease, type KeyLease, renewedLease } from './key-lease.js';
+import { assertDistinctKeys, holdsKeyLease, type KeyLease, LEASES_LOCKED_IN_KEY_ORDER } from './key-lease.js';
 import type { Ledger } from './pg-ledger.js';
 
 /** What the ledger does with a batch after a decision. */
@@ -35,13 +35,18 @@ export async function applyDecision(
   batch: BatchRow,
   attempt: AttemptRecord | null,
   step: LedgerStep,
-  /** The run ends with this step: the common steps then end its lease in the same statement. */
-  o: { endsRun?: boolean } = {},
+  o: {
+    /** The run ends with this step: the common steps then end its lease in the same statement. */
+    endsRun?: boolean;
+    /** Runs a common step (by default applyCommonSteps alone; a charger coalesces its runs' steps). */
+    common?: (s: CommonStep) => Promise<boolean>;
+  } = {},
 ): Promise<Applied> {
   // The common steps in one durable statement; anything else, or a step this run
   // may no longer apply, in a transaction.
-  if (attempt && (await applyInOneStatement(db, lease, batch, attempt, step, o.endsRun === true)))
-    return { applied: true, released: o.endsRun === true };
+  const common = commonStep(lease, batch, attempt, step, o.endsRun === true);
+  const runCommon = o.common ?? (async (s: CommonStep) => (await applyCommonSteps(db, [s]))[0]!);
+  if (common && (await runCommon(common))) return { applied: true, released: common.release };
   return durably(db, async (tx): Promise<Applied> => {
     const leased = await holdsKeyLease(tx, lease);
     if (leased && (await applyStep(tx, batch, attempt, step))) return { applied: true, released: false };
@@ -57,43 +62,95 @@ export async function applyDecision(
   });
 }
 
-/**
- * A plain batch charged, or a failed attempt recorded, with the lease check, in one
- * statement. False when it did not apply (then nothing changed).
- */
-async function applyInOneStatement(
-  db: Sql,
+/** A step applyCommonSteps can take: a plain batch charged, or a failed attempt recorded. */
+export interface CommonStep {
+  lease: KeyLease;
+  batch: BatchRow;
+  attempt: AttemptRecord;
+  charged: boolean;
+  /** The statement also ends the run's lease. */
+  release: boolean;
+}
+
+/** The common step this decision is, if it is one. */
+function commonStep(
   lease: KeyLease,
   b: BatchRow,
-  a: AttemptRecord,
+  a: AttemptRecord | null,
   step: LedgerStep,
   release: boolean,
-): Promise<boolean> {
+): CommonStep | undefined {
+  if (!a) return undefined;
   const charged = step.kind === 'charged' && b.parentId === null && a.outcome === 'success';
-  if (!charged && step.kind !== 'record_attempt') return false;
-  const rows = await db.$queryRaw<{ applied: boolean }[]>`
+  if (!charged && step.kind !== 'record_attempt') return undefined;
+  return { lease, batch: b, attempt: a, charged, release };
+}
+
+/**
+ * Common steps of runs on distinct keys, each with its lease check, in one durable
+ * statement; whether each applied, in order. One that did not apply wrote no batch
+ * or attempt; its lease, if still its run's, was renewed (or ended) all the same.
+ */
+export async function applyCommonSteps(db: Sql, steps: readonly CommonStep[]): Promise<boolean[]> {
+  assertDistinctKeys(steps.map((s) => s.lease.keyId));
+  const req = JSON.stringify(
+    steps.map(({ lease, batch, attempt: a, charged, release }, i) => ({
+      i,
+      key_id: lease.keyId,
+      token: String(lease.token),
+      lease_sec: lease.leaseMs / 1000,
+      release,
+      batch_id: String(batch.id),
+      charged,
+      out_trade_no: a.outTradeNo,
+      count: a.count,
+      started_at: a.startedAt.toISOString(),
+      duration_ms: a.durationMs,
+      http_status: a.httpStatus,
+      error_code: a.errorCode,
+      sub_error_code: a.subErrorCode,
+      description: a.description,
+      logid: a.logid,
+      outcome: a.outcome,
+      error_kind: a.errorKind,
+      worker_id: a.workerId,
+    })),
+  );
+  const rows = await db.$queryRaw<{ i: number; applied: boolean }[]>`
     WITH durable AS (${DURABLE_COMMIT}),
-    l AS (${renewedLease(lease, { release })}),
-    b AS (
-      UPDATE charge_batch SET attempts = attempts + 1, updated_at = now(),
-             status = CASE WHEN ${charged} THEN 'charged'::batch_status ELSE status END,
-             charged_count = CASE WHEN ${charged} THEN count ELSE charged_count END,
-             finished_at = CASE WHEN ${charged} THEN now() ELSE finished_at END,
-             last_error_kind = COALESCE(${a.errorKind}, last_error_kind),
-             last_error_code = CASE WHEN ${a.outcome} = 'error' THEN ${a.errorCode}::int ELSE last_error_code END,
-             last_error = CASE WHEN ${a.outcome} = 'error' THEN ${a.description} ELSE last_error END
-      WHERE id = ${b.id} AND status = 'open' AND EXISTS (SELECT 1 FROM l)
-      RETURNING id, attempts
+    r AS (
+      SELECT * FROM jsonb_to_recordset(${req}::jsonb) AS r(i int, key_id int, token bigint, lease_sec float8,
+        release boolean, batch_id bigint, charged boolean, out_trade_no text, count int, started_at timestamptz,
+        duration_ms int, http_status int, error_code int, sub_error_code int, description text, logid text,
+        outcome text, error_kind text, worker_id text)
+    ), locked AS MATERIALIZED (${LEASES_LOCKED_IN_KEY_ORDER}
+    ), l AS (
+      UPDATE key_lease kl
+      SET until = CASE WHEN r.release THEN NULL ELSE now() + make_interval(secs => r.lease_sec) END,
+          owner = CASE WHEN r.release THEN NULL ELSE kl.owner END
+      FROM r WHERE (SELECT count(*) FROM locked) >= 0 AND kl.key_id = r.key_id AND kl.token = r.token
+      RETURNING r.i
+    ), b AS (
+      UPDATE charge_batch cb SET attempts = cb.attempts + 1, updated_at = now(),
+             status = CASE WHEN r.charged THEN 'charged'::batch_status ELSE cb.status END,
+             charged_count = CASE WHEN r.charged THEN cb.count ELSE cb.charged_count END,
+             finished_at = CASE WHEN r.charged THEN now() ELSE cb.finished_at END,
+             last_error_kind = COALESCE(r.error_kind, cb.last_error_kind),
+             last_error_code = CASE WHEN r.outcome = 'error' THEN r.error_code ELSE cb.last_error_code END,
+             last_error = CASE WHEN r.outcome = 'error' THEN r.description ELSE cb.last_error END
+      FROM r WHERE cb.id = r.batch_id AND cb.status = 'open' AND r.i IN (SELECT i FROM l)
+      RETURNING r.i, cb.id, cb.attempts
     ), att AS (
       INSERT INTO call_attempt (batch_id, attempt_no, out_trade_no, count, started_at, duration_ms, http_status,
                                 error_code, sub_error_code, description, logid, outcome, error_kind, worker_id)
-      SELECT b.id, b.attempts, ${a.outTradeNo}, ${a.count}, ${a.startedAt}, ${a.durationMs}, ${a.httpStatus},
-             ${a.errorCode}, ${a.subErrorCode}, ${a.description}, ${a.logid}, ${a.outcome}, ${a.errorKind},
-             ${a.workerId}
-      FROM b
+      SELECT b.id, b.attempts, r.out_trade_no, r.count, r.started_at, r.duration_ms, r.http_status,
+             r.error_code, r.sub_error_code, r.description, r.logid, r.outcome, r.error_kind, r.worker_id
+      FROM b JOIN r ON r.i = b.i
     )
-    SELECT EXISTS (SELECT 1 FROM b) AS applied FROM (SELECT count(*) FROM durable) d`;
-  return rows[0]!.applied;
+    SELECT r.i, EXISTS (SELECT 1 FROM b WHERE b.i = r.i) AS applied
+    FROM (SELECT count(*) FROM durable) d CROSS JOIN r`;
+  const applied = new Map(rows.map((r) => [r.i, r.applied]));
+  return steps.map((_, i) => applied.get(i)!);
 }
 
 async function applyStep(tx: Sql, b: BatchRow, a: AttemptRecord | null, step: LedgerStep): Promise<boolean> {

@@ -19,6 +19,19 @@ export interface AttemptRecord {
 }
 
 /**
+ * Douyin's words as the ledger can store them, on every path alike: no NUL (text
+ * cannot hold it), and a lone surrogate as U+FFFD (what a text parameter's UTF-8
+ * encoding stores anyway; jsonb would refuse it).
+ */
+export function storableText(s: string | null): string | null {
+  return s === null
+    ? null
+    : s
+        .replaceAll('\0', '')
+        .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
+/**
  * Records an attempt that does not settle the batch: a failed one (the batch stays
  * open for a retry), or with `anyStatus` one that came too late to apply (kept in the
  * history all the same). False if the batch is not open and `anyStatus` is not set.

@@ -6,7 +6,7 @@ import { Prisma } from '../generated/prisma/client.js';
 import type { AttemptRecord } from './attempts.js';
 import type { Sql } from './db.js';
 import { DURABLE_COMMIT } from './durable.js';
-import { type KeyLease, renewedLease } from './key-lease.js';
+import { assertDistinctKeys, type KeyLease, LEASES_LOCKED_IN_KEY_ORDER } from './key-lease.js';
 
 export interface BatchRow {
   id: bigint;
@@ -63,40 +63,90 @@ export async function openBatchOfKey(db: Sql, keyId: number): Promise<BatchRow |
  */
 export async function formBatch(
   db: Sql,
-  p: { keyId: number; outTradeNo: string; maxEvents: number; maxCount: number; deadlineSec: number },
+  p: FormBatchParams,
   lease?: KeyLease,
 ): Promise<{ leased: boolean; batch: BatchRow | undefined }> {
-  const rows = await db.$queryRaw<(BatchRow & { leased: boolean })[]>`
+  return (await formBatches(db, [{ ...p, lease }]))[0]!;
+}
+
+export interface FormBatchParams {
+  keyId: number;
+  outTradeNo: string;
+  maxEvents: number;
+  maxCount: number;
+  deadlineSec: number;
+}
+
+/**
+ * formBatch for several distinct keys in one durable statement, each under its own
+ * lease (or none); a result per key, in order.
+ */
+export async function formBatches(
+  db: Sql,
+  items: readonly (FormBatchParams & { lease?: KeyLease })[],
+): Promise<{ leased: boolean; batch: BatchRow | undefined }[]> {
+  assertDistinctKeys(items.map((x) => x.keyId));
+  const req = JSON.stringify(
+    items.map((x, i) => ({
+      i,
+      key_id: x.keyId,
+      token: x.lease ? String(x.lease.token) : null,
+      lease_sec: x.lease ? x.lease.leaseMs / 1000 : null,
+      out_trade_no: x.outTradeNo,
+      max_events: x.maxEvents,
+      max_count: x.maxCount,
+      deadline_sec: x.deadlineSec,
+    })),
+  );
+  const rows = await db.$queryRaw<(BatchRow & { i: number; leased: boolean })[]>`
     WITH durable AS (${DURABLE_COMMIT}),
-    l AS (${renewedLease(lease)}),
-    k AS (
-      SELECT batched_seq, (SELECT max_seq FROM ingest_horizon) AS horizon
-      FROM meter_key WHERE id = ${p.keyId} AND EXISTS (SELECT 1 FROM l)
-    ), oldest AS (
-      SELECT e.seq, e.count, sum(e.count::bigint) OVER (ORDER BY e.seq) AS running,
-             row_number() OVER (ORDER BY e.seq) AS n
-      FROM (SELECT seq, count FROM usage_event, k
-            WHERE key_id = ${p.keyId} AND seq > k.batched_seq AND seq <= k.horizon
-            ORDER BY seq LIMIT ${p.maxEvents}) e
+    r AS (
+      SELECT * FROM jsonb_to_recordset(${req}::jsonb) AS r(i int, key_id int, token bigint, lease_sec float8,
+        out_trade_no text, max_events int, max_count int, deadline_sec float8)
+    ), locked AS MATERIALIZED (${LEASES_LOCKED_IN_KEY_ORDER}
+    ), l AS (
+      UPDATE key_lease kl SET until = now() + make_interval(secs => r.lease_sec)
+      FROM r WHERE (SELECT count(*) FROM locked) >= 0 AND r.token IS NOT NULL
+        AND kl.key_id = r.key_id AND kl.token = r.token
+      RETURNING r.i
+    ), ok AS (
+      SELECT i FROM r WHERE token IS NULL UNION ALL SELECT i FROM l
+    ), k AS (
+      -- Under a lease, a key's open batch is finished before another is formed (rule 4
+      -- of charger.ts), even if one was formed since the run took its lease.
+      SELECT r.*, m.batched_seq, (SELECT max_seq FROM ingest_horizon) AS horizon
+      FROM r JOIN ok USING (i) JOIN meter_key m ON m.id = r.key_id
+      WHERE r.token IS NULL
+         OR NOT EXISTS (SELECT 1 FROM charge_batch ob WHERE ob.key_id = r.key_id AND ob.status = 'open')
     ), taken AS (
-      SELECT min(seq) AS first_seq, max(seq) AS last_seq, count(*)::int AS events, sum(count)::int AS uses
-      FROM oldest WHERE running <= ${p.maxCount} OR n = 1
-      HAVING count(*) > 0
+      SELECT k.key_id, k.out_trade_no, k.deadline_sec, t.*
+      FROM k CROSS JOIN LATERAL (
+        SELECT min(o.seq) AS first_seq, max(o.seq) AS last_seq, count(*)::int AS events, sum(o.count)::int AS uses
+        FROM (SELECT e.seq, e.count, sum(e.count::bigint) OVER (ORDER BY e.seq) AS running,
+                     row_number() OVER (ORDER BY e.seq) AS n
+              FROM (SELECT seq, count FROM usage_event
+                    WHERE key_id = k.key_id AND seq > k.batched_seq AND seq <= k.horizon
+                    ORDER BY seq LIMIT k.max_events) e) o
+        WHERE o.running <= k.max_count OR o.n = 1
+        HAVING count(*) > 0) t
     ), key_update AS (
-      UPDATE meter_key SET batched_seq = taken.last_seq FROM taken WHERE id = ${p.keyId}
+      UPDATE meter_key m SET batched_seq = taken.last_seq FROM taken WHERE m.id = taken.key_id
     ), b AS (
       INSERT INTO charge_batch (key_id, out_trade_no, count, event_count, first_seq, last_seq, deadline_at,
                                 first_attempt_at)
-      SELECT ${p.keyId}, ${p.outTradeNo}, uses, events, first_seq, last_seq,
-             now() + make_interval(secs => ${p.deadlineSec}), now()
+      SELECT key_id, out_trade_no, uses, events, first_seq, last_seq,
+             now() + make_interval(secs => deadline_sec), now()
       FROM taken
       RETURNING *
     )
-    SELECT EXISTS (SELECT 1 FROM l) AS leased, x.*
-    FROM (SELECT count(*) FROM durable) d
-    LEFT JOIN (SELECT ${BATCH_COLUMNS} FROM b JOIN meter_key k ON k.id = b.key_id) x ON true`;
-  const { leased, ...batch } = rows[0]!;
-  return { leased, batch: batch.id === null ? undefined : batch };
+    SELECT r.i, EXISTS (SELECT 1 FROM ok WHERE ok.i = r.i) AS leased, x.*
+    FROM (SELECT count(*) FROM durable) d CROSS JOIN r
+    LEFT JOIN (SELECT ${BATCH_COLUMNS} FROM b JOIN meter_key k ON k.id = b.key_id) x ON x."keyId" = r.key_id`;
+  const byIndex = new Map(rows.map((r) => [r.i, r]));
+  return items.map((_, index) => {
+    const { i: _i, leased, ...batch } = byIndex.get(index)!;
+    return { leased, batch: batch.id === null ? undefined : batch };
+  });
 }
 
 /** The final outcome of a batch. */

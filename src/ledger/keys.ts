@@ -37,11 +37,17 @@ export function keyString(k: KeyFields): string {
 
 /** Whether the key has events in no batch yet. */
 export async function keyHasPendingEvents(db: Sql, keyId: number): Promise<boolean> {
-  const rows = await db.$queryRaw<{ pending: boolean }[]>`
-    SELECT EXISTS (SELECT 1 FROM usage_event e
-                   WHERE e.key_id = ${keyId} AND e.seq > (SELECT batched_seq FROM meter_key WHERE id = ${keyId}))
-           AS pending`;
-  return rows[0]?.pending ?? false;
+  return (await keysHavePendingEvents(db, [keyId]))[0]!;
+}
+
+/** keyHasPendingEvents for several keys in one read; a result per key, in order. */
+export async function keysHavePendingEvents(db: Sql, keyIds: readonly number[]): Promise<boolean[]> {
+  const rows = await db.$queryRaw<{ key_id: number; pending: boolean }[]>`
+    SELECT r.key_id, EXISTS (SELECT 1 FROM usage_event e JOIN meter_key k ON k.id = r.key_id
+                             WHERE e.key_id = r.key_id AND e.seq > k.batched_seq) AS pending
+    FROM unnest(${[...keyIds]}::int[]) AS r(key_id)`;
+  const pending = new Map(rows.map((r) => [r.key_id, r.pending]));
+  return keyIds.map((k) => pending.get(k)!);
 }
 
 /**
@@ -83,4 +89,52 @@ export async function keysNeedingCharge(
     ...open.map((r) => r.key_id),
   ]);
   return { keyIds: [...keyIds], lastKeyId: scanned.length < o.limit ? null : scanned.at(-1)!.id };
+}
+
+/** What a key has to charge, read without its lease (see probeKeys). */
+export interface KeyWork {
+  openBatch: boolean;
+  pending?: PendingAges;
+}
+
+/** How long ago (database clock) the key's oldest and newest events in no batch arrived. */
+export interface PendingAges {
+  oldestAgeMs: number;
+  newestAgeMs: number;
+}
+
+// The ages of the key (column `keyId`)'s oldest and newest pending events, as
+// columns pending_oldest and pending_newest.
+export const pendingAges = (keyId: Prisma.Sql) => Prisma.sql`
+  (SELECT extract(epoch FROM now() - e.received_at)::float8 * 1000 FROM usage_event e
+   WHERE e.key_id = ${keyId} AND e.seq > (SELECT batched_seq FROM meter_key WHERE id = ${keyId})
+   ORDER BY e.seq LIMIT 1) AS pending_oldest,
+  (SELECT extract(epoch FROM now() - e.received_at)::float8 * 1000 FROM usage_event e
+   WHERE e.key_id = ${keyId} AND e.seq > (SELECT batched_seq FROM meter_key WHERE id = ${keyId})
+   ORDER BY e.seq DESC LIMIT 1) AS pending_newest`;
+
+export const toPending = (r: { pending_oldest: number | null; pending_newest: number | null }) =>
+  r.pending_oldest !== null && r.pending_newest !== null
+    ? { oldestAgeMs: r.pending_oldest, newestAgeMs: r.pending_newest }
+    : undefined;
+
+/**
+ * What each key has to charge (an open batch, pending events and their ages), read
+ * without taking anything: a run that will only wait or find nothing to do writes
+ * nothing. One read for all the keys; a result per key, in order.
+ */
+export async function probeKeys(db: Sql, keyIds: readonly number[]): Promise<KeyWork[]> {
+  const rows = await db.$queryRaw<
+    { key_id: number; open_batch: boolean; pending_oldest: number | null; pending_newest: number | null }[]
+  >`
+    SELECT r.key_id,
+           EXISTS (SELECT 1 FROM charge_batch b WHERE b.key_id = r.key_id AND b.status = 'open') AS open_batch,
+           ${pendingAges(Prisma.raw('r.key_id'))}
+    FROM unnest(${[...keyIds]}::int[]) AS r(key_id)`;
+  const byKey = new Map(rows.map((r) => [r.key_id, r]));
+  return keyIds.map((k) => {
+    const r = byKey.get(k)!;
+    const pending = toPending(r);
+    return pending ? { openBatch: r.open_batch, pending } : { openBatch: r.open_batch };
+  });
 }

@@ -3,7 +3,7 @@
 // builds the statement text and its values), so every statement in src/ledger/
 // runs on either. Why: Prisma's raw queries cost 0.84 ms of CPU each against
 // 0.20 ms for the same statement through `pg` on the machines here (measured), and
-// a charge run makes five of them: on two cores shared with PostgreSQL that capped
+// a charge run made five of them: on two cores shared with PostgreSQL that capped
 // charging at under 200 runs/s. Prisma keeps the schema, the migrations and the
 // operators' reads.
 import pg from 'pg';
@@ -40,12 +40,26 @@ function over(q: { query: pg.Pool['query'] }): Sql {
   };
 }
 
-export function createPgLedger(databaseUrl: string, options: { poolSize?: number } = {}): PgLedger {
+export function createPgLedger(
+  databaseUrl: string,
+  options: {
+    poolSize?: number;
+    /**
+     * The server cancels a statement running longer (default: none). Charging sets
+     * it: one of its statements serves many runs at once, and a stuck one must fail
+     * them (to be retried) rather than hold them past their leases.
+     */
+    statementTimeoutMs?: number;
+  } = {},
+): PgLedger {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    // A connection whose peer vanished is found in seconds, not after the kernel's retries.
+    keepAlive: true,
+    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
     types,
   });
   // An idle client's error (PostgreSQL restarted) must not crash the process; the

@@ -18,16 +18,12 @@
 import { DouyinError, type ErrorKind } from '../douyin/errors.js';
 import type { Slot } from '../douyin/rate-limiter.js';
 import { type Applied, applyDecision, type LedgerStep } from '../ledger/apply-decision.js';
-import type { AttemptRecord } from '../ledger/attempts.js';
-import {
-  type BatchRow,
-  derivedBatchCount,
-  formBatch,
-  openBatchById,
-  openBatchOfKey,
-} from '../ledger/batches.js';
+import { type AttemptRecord, storableText } from '../ledger/attempts.js';
+import { type BatchRow, derivedBatchCount, openBatchById, openBatchOfKey } from '../ledger/batches.js';
+import { ChargeRunStatements } from '../ledger/charge-run-statements.js';
 import { claimBatchForSend } from '../ledger/claim-batch.js';
-import { type KeyLease, releaseKeyLease, renewKeyLease, takeKeyLease } from '../ledger/key-lease.js';
+import { type KeyLease, renewKeyLease } from '../ledger/key-lease.js';
+import type { PendingAges } from '../ledger/keys.js';
 import { batchesTotal, rateLimitedTotal, straySuccessTotal } from '../metrics.js';
 import {
   type Answer,
@@ -69,20 +65,39 @@ interface Run {
 export class Charger {
   private readonly policy: ChargePolicy;
 
+  /** The run's common statements, shared with this charger's other runs in flight. */
+  private readonly statements: ChargeRunStatements;
+
   constructor(private readonly o: ChargerOptions) {
     this.policy = { insufficient: o.insufficientPolicy, idempotencyWindowSec: o.idempotencyWindowSec };
+    this.statements = new ChargeRunStatements(o.db, { owner: o.workerId, leaseMs: o.leaseMs });
   }
 
   /** One run for a key. Throws RetryableChargeError when the run should be retried later. */
   async chargeKey(keyId: number, signal?: AbortSignal): Promise<ChargeOutcome> {
-    const { db } = this.o;
+    return (await this.chargeOrHold(keyId, signal)).outcome;
+  }
+
+  /** chargeKey, and for a held key how long until its hold ends (unless newer events come). */
+  async chargeOrHold(
+    keyId: number,
+    signal?: AbortSignal,
+  ): Promise<{ outcome: ChargeOutcome; holdMsLeft?: number }> {
+    // A run that would only find nothing to do, or wait, takes no lease and writes nothing.
+    const probe = await this.statements.probe(keyId);
+    if (!probe.openBatch && !probe.pending) return { outcome: 'idle' };
+    const holdMsLeft = probe.openBatch ? 0 : this.holdMsLeft(probe.pending!);
+    if (holdMsLeft > 0) return { outcome: 'held', holdMsLeft };
+    return { outcome: await this.chargeLeased(keyId, signal) };
+  }
+
+  private async chargeLeased(keyId: number, signal?: AbortSignal): Promise<ChargeOutcome> {
     const t = performance.now();
-    const work = await takeKeyLease(db, keyId, this.o.workerId, this.o.leaseMs);
+    const work = await this.statements.takeLease(keyId);
     if (work.kind === 'busy') throw new LeaseBusyError(keyId);
     const run: Run = { lease: work.lease, renewedAt: t };
     try {
-      if (!work.batch && !work.pending) return 'idle';
-      if (!work.batch && this.stillArriving(work.pending!)) return 'held';
+      if (!work.batch && !work.pending) return 'idle'; // charged by another run since the probe
       // The batch is formed (or claimed) just before the call's slot (FORM_LEAD_MS), not
       // before the wait, so it takes in everything that arrived while the key waited
       // its turn, and the query does not make the call late.
@@ -91,34 +106,40 @@ export class Charger {
       if (batch === 'idle' || batch === 'stale') return batch;
       return await this.send(run, batch, slot, signal);
     } finally {
-      if (!run.released) await releaseKeyLease(db, run.lease).catch(() => {}); // else it expires by itself
+      if (!run.released) await this.statements.release(run.lease).catch(() => {}); // else it expires by itself
     }
   }
 
+  /** Whether the key has events in no batch (after a run, whether it needs another). */
+  hasPendingEvents(keyId: number): Promise<boolean> {
+    return this.statements.hasPendingEvents(keyId);
+  }
+
   /**
-   * A key whose events are still arriving (the newest came within half a batching
-   * window) waits before its batch is formed, so that a burst costs one call, not
-   * two, and the deployment's call slots go further; never once its oldest pending
-   * event has waited holdBackMs.
+   * How much longer the key's first batch waits (0 or less: it need not). A key
+   * whose events are still arriving (the newest came within half a batching window)
+   * waits before its batch is formed, so that a burst costs one call, not two, and
+   * the deployment's call slots go further; never once its oldest pending event has
+   * waited holdBackMs.
    */
-  private stillArriving(pending: { oldestAgeMs: number; newestAgeMs: number }): boolean {
-    return pending.newestAgeMs < this.o.windowMs / 2 && pending.oldestAgeMs < (this.o.holdBackMs ?? 0);
+  private holdMsLeft(pending: PendingAges): number {
+    return Math.min(
+      this.o.windowMs / 2 - pending.newestAgeMs,
+      (this.o.holdBackMs ?? 0) - pending.oldestAgeMs,
+    );
   }
 
   /** Forms the key's next batch; its first attempt is stamped as it is formed. */
   private async form(run: Run): Promise<BatchRow | 'idle' | 'stale'> {
     const t = performance.now();
-    const formed = await formBatch(
-      this.o.db,
-      {
-        keyId: run.lease.keyId,
-        outTradeNo: newOutTradeNo(),
-        maxEvents: this.o.maxEvents,
-        maxCount: this.o.maxCount,
-        deadlineSec: this.o.deadlineSec,
-      },
-      run.lease,
-    );
+    const formed = await this.statements.form({
+      keyId: run.lease.keyId,
+      outTradeNo: newOutTradeNo(),
+      maxEvents: this.o.maxEvents,
+      maxCount: this.o.maxCount,
+      deadlineSec: this.o.deadlineSec,
+      lease: run.lease,
+    });
     if (!formed.leased) return 'stale';
     run.renewedAt = t;
     return formed.batch ?? 'idle'; // the slot goes unused; slots are never handed back
@@ -297,7 +318,10 @@ export class Charger {
     endsRun = false,
   ): Promise<boolean> {
     const t = performance.now();
-    const r: Applied = await applyDecision(this.o.db, run.lease, batch, attempt, step, { endsRun });
+    const r: Applied = await applyDecision(this.o.db, run.lease, batch, attempt, step, {
+      endsRun,
+      common: this.statements.applyCommon,
+    });
     if (r.applied) {
       run.renewedAt = t;
       run.released = r.released;
@@ -340,8 +364,9 @@ export class Charger {
       httpStatus: r.httpStatus,
       errorCode: r.errorCode ?? (r.errorKind ? null : 0),
       subErrorCode: r.subErrorCode ?? null,
-      description: r.description,
-      logid: r.logid,
+      // Stored as given on every path; the ledger cannot hold some of what a body may carry.
+      description: storableText(r.description),
+      logid: storableText(r.logid),
       outcome: r.errorKind ? 'error' : 'success',
       errorKind: r.errorKind ?? null,
       workerId: this.o.workerId,
@@ -358,8 +383,11 @@ function batchFacts(b: BatchRow) {
   };
 }
 
+/** The error in words, storable as a batch's last error or dead reason. */
 function describe(err: DouyinError): string {
-  return `${err.kind}${err.errorCode !== undefined ? ` ${err.errorCode}` : ''}: ${err.description}${
-    err.logid ? ` (logid ${err.logid})` : ''
-  }`;
+  return storableText(
+    `${err.kind}${err.errorCode !== undefined ? ` ${err.errorCode}` : ''}: ${err.description}${
+      err.logid ? ` (logid ${err.logid})` : ''
+    }`,
+  )!;
 }

@@ -6,7 +6,6 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { createDouyinClientFromConfig, douyinRateLimiter } from '../douyin/index.js';
-import { keyHasPendingEvents } from '../ledger/keys.js';
 import { createPgLedger } from '../ledger/pg-ledger.js';
 import { douyinCallDuration, rateLimitWait } from '../metrics.js';
 import {
@@ -23,6 +22,9 @@ import { RetryableChargeError } from './errors.js';
 import { IngestProcessor } from './ingest-processor.js';
 import type { MeterDouyinApi } from './interfaces.js';
 import { Sweeper } from './sweeper.js';
+
+/** A held key is looked at again no sooner than this (its hold may be about to end). */
+const HELD_RECHECK_MIN_MS = 20;
 
 export interface MeterWorker {
   readonly workerId: string;
@@ -55,7 +57,11 @@ export async function startMeterWorker({
   };
   const redis = connect();
   // The worker's statements are all the ledger's own: plain pg (see pg-ledger.ts).
-  const db = createPgLedger(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
+  const lockDuration = config.METER_STALL_SEC * 1000;
+  const db = createPgLedger(config.DATABASE_URL!, {
+    poolSize: config.DATABASE_POOL_SIZE,
+    statementTimeoutMs: lockDuration,
+  });
   // Ingestion has connections of its own, one per concurrent job, so that charging
   // (many short queries from many concurrent jobs) never queues it behind itself.
   const ingestDb = createPgLedger(config.DATABASE_URL!, {
@@ -77,7 +83,6 @@ export async function startMeterWorker({
           e.durationMs / 1000,
         ),
     });
-  const lockDuration = config.METER_STALL_SEC * 1000;
   const charger = new Charger({
     db,
     api,
@@ -122,13 +127,19 @@ export async function startMeterWorker({
   const chargeWorker = new Worker<ChargeJobData>(
     CHARGE_QUEUE,
     async (job: Job<ChargeJobData>) => {
-      const outcome = await charger.chargeKey(job.data.keyId);
+      const { outcome, holdMsLeft } = await charger.chargeOrHold(job.data.keyId);
       // Events that arrived during this run schedule their key themselves, but the
       // ingest side throttles that to once per window per process: one cheap look
       // here gives a key with work left its next run without waiting for the sweeper.
+      // A held key is looked at again when its hold would end (sooner than the
+      // window: a key whose burst stopped is charged half a window after it).
       if (outcome === 'held')
-        await scheduleCharge(queues.charge, [job.data.keyId], Math.ceil(config.METER_BATCH_WINDOW_MS / 2));
-      else if (outcome !== 'idle' && (await keyHasPendingEvents(db, job.data.keyId)))
+        await scheduleCharge(
+          queues.charge,
+          [job.data.keyId],
+          Math.max(HELD_RECHECK_MIN_MS, Math.ceil(holdMsLeft!)),
+        );
+      else if (outcome !== 'idle' && (await charger.hasPendingEvents(job.data.keyId)))
         await scheduleCharge(queues.charge, [job.data.keyId], config.METER_BATCH_WINDOW_MS);
       return outcome;
     },

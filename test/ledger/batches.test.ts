@@ -19,7 +19,15 @@ import { type EventRow, insertEvents } from '../../src/ledger/events.js';
 import { releaseKeyLease, takeKeyLease } from '../../src/ledger/key-lease.js';
 import { keyHasPendingEvents, upsertKeys } from '../../src/ledger/keys.js';
 import { resolveBatchAsUncharged } from '../../src/ledger/operator-batches.js';
-import { eventRow, keyEvents, keyStatuses, pendingOfKey, testKey, testKeyId } from '../support/ledger.js';
+import {
+  eventRow,
+  keyEvents,
+  keyStatuses,
+  pendingOfKey,
+  successAttempt,
+  testKey,
+  testKeyId,
+} from '../support/ledger.js';
 import { createTestDatabase } from '../support/services.js';
 
 let url: string;
@@ -33,21 +41,8 @@ afterAll(async () => db.$disconnect());
 const keyId = (openId: string) => testKeyId(db, openId);
 const ev = eventRow;
 
-const attempt = (batchId: bigint, outTradeNo: string, count: number) => ({
-  batchId,
-  outTradeNo,
-  count,
-  startedAt: new Date(),
-  durationMs: 12,
-  httpStatus: 200,
-  errorCode: 0,
-  subErrorCode: null,
-  description: null,
-  logid: 'LOG1',
-  outcome: 'success' as const,
-  errorKind: null,
-  workerId: 'w1',
-});
+const attempt = (batchId: bigint, outTradeNo: string, count: number) =>
+  successAttempt({ id: batchId, outTradeNo, count }, { logid: 'LOG1' });
 /** Forms the key's next batch, with no lease (nothing else forms this key's batches meanwhile). */
 const form = async (
   db: Parameters<typeof formBatch>[0],

@@ -22,7 +22,7 @@ beforeAll(async () => {
     -- Releasing a lease (until set to NULL) needs no durability: a lost release only delays the next run.
     CREATE TRIGGER lease_log AFTER INSERT OR UPDATE ON key_lease FOR EACH ROW
       WHEN (NEW.until IS NOT NULL) EXECUTE FUNCTION log_commit_setting();
-    -- The key's counters: raised by each insert of events, taken by each batch formed.
+    -- The key's batched_seq, moved by each batch formed.
     CREATE TRIGGER key_log AFTER UPDATE ON meter_key FOR EACH ROW EXECUTE FUNCTION log_commit_setting();
     CREATE TRIGGER batch_log AFTER INSERT OR UPDATE ON charge_batch FOR EACH ROW EXECUTE FUNCTION log_commit_setting();
   `);

@@ -20,8 +20,13 @@ describe('holding a batch back while its events arrive', () => {
   it('holds while the newest event is within half a window, then charges them all in one call', async () => {
     const keyId = await h.seedKey('hold-a', [1, 2, 3]);
     const charger = h.charger({ windowMs: 1_000, holdBackMs: 5_000 });
-    expect(await charger.chargeKey(keyId)).toBe('held');
+    expect(await charger.chargeOrHold(keyId)).toMatchObject({
+      outcome: 'held',
+      holdMsLeft: expect.toSatisfy((ms: number) => ms > 0 && ms <= 500),
+    });
     expect(await h.db.chargeBatch.count({ where: { keyId } })).toBe(0);
+    // A held run writes nothing: not even a lease.
+    expect(await h.db.$queryRaw`SELECT key_id FROM key_lease WHERE key_id = ${keyId}`).toEqual([]);
     await agePending(keyId, 700, 600); // the burst has stopped
     expect(await charger.chargeKey(keyId)).toBe('charged');
     expect(await h.db.chargeBatch.findFirstOrThrow({ where: { keyId } })).toMatchObject({

@@ -2,6 +2,7 @@
 // usage_event_status), what a key has pending, and a fixture helper that writes
 // events the way ingestion does (insertEvents).
 import type { PrismaClient } from '../../src/db/prisma.js';
+import type { AttemptRecord } from '../../src/ledger/attempts.js';
 import type { Sql } from '../../src/ledger/db.js';
 import {
   type EventRow,
@@ -102,3 +103,24 @@ export async function addEvents(
   await insertEvents(db, rows);
   return rows.map((r) => r.eventId);
 }
+
+/** A successful call attempt of this batch, as the charger records one. */
+export const successAttempt = (
+  b: { id: bigint; outTradeNo: string; count: number },
+  o: Partial<AttemptRecord> = {},
+): AttemptRecord => ({
+  batchId: b.id,
+  outTradeNo: b.outTradeNo,
+  count: b.count,
+  startedAt: new Date(),
+  durationMs: 12,
+  httpStatus: 200,
+  errorCode: 0,
+  subErrorCode: null,
+  description: null,
+  logid: `LOG-${b.id}`,
+  outcome: 'success',
+  errorKind: null,
+  workerId: 'w1',
+  ...o,
+});
