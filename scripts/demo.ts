@@ -131,6 +131,12 @@ async function main() {
     logger: createLogger({ level: env.DEMO_SERVER_LOG_LEVEL ?? 'warn', name: 'server' }),
   });
   cleanups.push(() => server.close());
+  // Douyin's order webhook, from the simulator to this server, checked like the console does.
+  sim.setSettings({ webhookUrl: `${server.url}/webhooks/douyin` });
+  const urlCheck = await sim.verifyWebhook();
+  say(
+    `Douyin order webhooks -> ${server.url}/webhooks/douyin (URL check ${urlCheck.ok ? 'passed' : `failed: ${urlCheck.error}`})`,
+  );
 
   const [user, ...pw] = dashboardUsers.split(',')[0]!.split(':');
   say('');

@@ -35,6 +35,10 @@ export const configSchema = z.object({
   }),
   /** The platform's call limit for the application, shared by every worker process. */
   DOUYIN_QPS: int(100, 1, 100_000),
+  /** The share of DOUYIN_QPS all purchase-list reads together may take (the rest is charging's). */
+  DOUYIN_READ_QPS_SHARE: z.coerce.number().min(0.01).max(1).default(0.2),
+  /** A balance's Douyin snapshot older than this is read again from the purchase list first. */
+  METER_BALANCE_MAX_AGE_SEC: int(300, 0, 86_400 * 30),
   /**
    * How long Douyin remembers an out_trade_no (one month). Past it the same call
    * deducts again, so nothing re-sends a batch whose first attempt is older than

@@ -58,3 +58,10 @@ export const straySuccessTotal = new Counter({
   help: 'Success answers for a batch the run could no longer settle (lease lost, batch no longer open); each is recorded with a charge_alert row',
   registers: [registry],
 });
+
+export const webhookMessagesTotal = new Counter({
+  name: 'um_douyin_webhook_messages_total',
+  help: 'Douyin webhook requests, by result (stored, duplicate, challenge; refused: signature_missing, signature_invalid, not_configured)',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});

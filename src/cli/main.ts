@@ -12,6 +12,7 @@ const usage = `usage: npm run cli -- <command>
   events import FILE.ndjson|-
   batches replay ID | --all-dead
   batches resolve ID --as charged|uncharged
+  balance --open-id U --service-id S --service-mode-id M [--test-env] [--cached]
   status
 `;
 
@@ -27,6 +28,9 @@ switch (group) {
     break;
   case 'batches':
     code = await (await import('./batches.js')).runBatchesCommand(rest);
+    break;
+  case 'balance':
+    code = await (await import('./balance.js')).runBalanceCommand(rest);
     break;
   case 'status':
     code = await (await import('./status.js')).runStatusCommand(rest);

@@ -84,6 +84,13 @@ export interface DouyinClientOptions {
    * Default: none.
    */
   beforeSend?: (signal: AbortSignal) => Promise<void>;
+  /**
+   * Awaited once before a read (GetUserServicePurchaseList), before its deadline
+   * starts. createDouyinClientFromConfig sets it to the reads' own limiter, so all
+   * of the deployment's reads together take at most DOUYIN_READ_QPS_SHARE of
+   * DOUYIN_QPS and never starve charging. Default: none.
+   */
+  beforeRead?: (signal?: AbortSignal) => Promise<void>;
 }
 
 export type DouyinCallResult = EnvelopeResult;
@@ -194,6 +201,7 @@ export class DouyinMarketClient {
     opts: CallOptions = {},
   ): Promise<DouyinCallResult & { purchaseInfoList: PurchaseInfo[] }> {
     const query = { ...validate(purchaseListRequest, input) };
+    if (this.o.beforeRead) await this.o.beforeRead(opts.signal);
     return this.call({ method: 'getUserServicePurchaseList', httpMethod: 'GET', query }, opts, (ok) => {
       const parsed = purchaseListDataSchema.safeParse(ok.data ?? {});
       if (!parsed.success) {
@@ -367,6 +375,7 @@ export function createDouyinClientFromConfig(
   // one shared limiter: the platform counts the application's calls, not a process's.
   // A process passes its one limiter; without one, the client makes its own.
   const limiter = givenLimiter ?? douyinRateLimiter(config, redis, onRateLimitSlot);
+  const reads = douyinReadLimiter(config, redis);
   return new DouyinMarketClient({
     baseUrl: config.DOUYIN_BASE_URL,
     clientKey: config.DOUYIN_CLIENT_KEY,
@@ -380,7 +389,23 @@ export function createDouyinClientFromConfig(
     beforeSend: async (signal) => {
       await limiter.acquire(signal);
     },
+    beforeRead: async (signal) => {
+      await reads.acquire(signal);
+    },
     ...extra,
+  });
+}
+
+/**
+ * The deployment-wide limiter on Douyin's reads (purchase lists): a read takes a
+ * slot here first, then one of the limiter every call takes, so reads together
+ * stay within DOUYIN_READ_QPS_SHARE of DOUYIN_QPS.
+ */
+export function douyinReadLimiter(config: Config, redis: Redis): RateLimiter {
+  return new RateLimiter({
+    redis,
+    key: `${config.REDIS_PREFIX}:douyin:ratelimit:reads`,
+    qps: Math.max(1, Math.floor(config.DOUYIN_QPS * config.DOUYIN_READ_QPS_SHARE)),
   });
 }
 

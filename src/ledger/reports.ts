@@ -38,6 +38,17 @@ export async function eventsByStatus(db: Sql, keyIds?: number[]): Promise<EventC
   return Object.fromEntries(rows.map((r) => [r.status, { events: r.events, uses: r.uses }]));
 }
 
+/**
+ * Uses of the key that Douyin deducted in calls settled after `since`: its charged
+ * batches (a partial parent is not one; its derived batch is).
+ */
+export async function chargedUsesSince(db: Sql, keyId: number, since: Date): Promise<number> {
+  const rows = await db.$queryRaw<{ uses: number }[]>`
+    SELECT coalesce(sum(count), 0)::int AS uses FROM charge_batch
+    WHERE key_id = ${keyId} AND status = 'charged' AND finished_at > ${since}`;
+  return rows[0]!.uses;
+}
+
 /** Age in seconds of the oldest event not yet in a batch, null when none is pending. */
 export async function oldestPendingEventAgeSec(db: Sql): Promise<number | null> {
   const rows = await db.$queryRaw<{ age: number | null }[]>`

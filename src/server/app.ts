@@ -1,5 +1,6 @@
-// The HTTP server: ingestion (/v1/events, API keys), the operators' dashboard and
-// its JSON API (/ and /api/*, operator accounts), health and metrics. Built here
+// The HTTP server: ingestion (/v1/events, API keys), Douyin's webhook
+// (/webhooks/douyin, signed), the operators' dashboard and its JSON API (/ and
+// /api/*, operator accounts), health and metrics. Built here
 // from its dependencies so tests can start it on port 0; workers/server.ts and the
 // demo start it from the configuration (start.ts).
 import Fastify, {
@@ -14,8 +15,11 @@ import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import type { Logger } from '../logger.js';
+import { WebhookProcessor } from '../orders/process-webhook-messages.js';
 import { createQueues } from '../queue/queues.js';
 import { registerActionRoutes } from './api-actions.js';
+import { registerBalanceRoutes } from './api-balance.js';
+import { registerOrderRoutes } from './api-orders.js';
 import { registerReadRoutes } from './api-read.js';
 import { registerRejectedRoutes } from './api-rejected.js';
 import { registerUserRoutes } from './api-users.js';
@@ -28,6 +32,7 @@ import { refuseCrossOrigin } from './origin.js';
 import { registerSessionRoutes, requireOperator } from './session.js';
 import { SignInThrottle, type SignInThrottleOptions } from './signin-throttle.js';
 import { registerWebRoutes } from './web.js';
+import { registerDouyinWebhook } from './webhook-douyin.js';
 
 export interface ServerDeps {
   db: PrismaClient;
@@ -56,6 +61,10 @@ export interface ServerDeps {
   replay?: { deadlineSec: number; idempotencyWindowSec: number };
   /** Body limit of POST /v1/events, bytes. Default 1 MiB. */
   ingestBodyLimit?: number;
+  /** METER_BALANCE_MAX_AGE_SEC (default 300). */
+  balanceMaxAgeSec?: number;
+  /** DOUYIN_CLIENT_SECRET: the key of Douyin's webhook signatures. Without it the webhook answers 503. */
+  douyinClientSecret?: string;
   /** Time each /readyz check may take, ms. Default 1000. */
   readyTimeoutMs?: number;
   /** The queue/ledger gauges of /metrics are refreshed at most this often, ms. Default 2000. */
@@ -142,8 +151,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     readyTimeoutMs: deps.readyTimeoutMs,
     metricsRefreshMs: deps.metricsRefreshMs,
   });
+  const apiKeys = new ApiKeys(deps.apiKeys);
+  registerBalanceRoutes(app, {
+    db: deps.db,
+    apiKeys,
+    douyin: deps.douyin,
+    maxAgeSec: deps.balanceMaxAgeSec ?? 300,
+  });
   registerIngestRoutes(app, {
-    apiKeys: new ApiKeys(deps.apiKeys),
+    apiKeys,
     ingestor,
     fallbackIngestor,
     logger,
@@ -156,6 +172,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     throttle: new SignInThrottle({ redis: deps.redis, prefix: deps.prefix, logger, ...deps.signIn }),
     logger,
   };
+  const webhookProcessor = new WebhookProcessor(deps.db, logger);
+  webhookProcessor.start();
+  app.addHook('onClose', async () => webhookProcessor.stop());
+  registerDouyinWebhook(app, {
+    db: deps.db,
+    clientSecret: deps.douyinClientSecret,
+    logger,
+    onStored: () => webhookProcessor.kick(),
+  });
+
   registerSessionRoutes(app, sessionDeps);
   await app.register(
     async (api) => {
@@ -166,6 +192,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       registerUserRoutes(api, deps);
       registerActionRoutes(api, deps);
       registerRejectedRoutes(api, deps);
+      registerOrderRoutes(api, deps.db);
     },
     { prefix: '/api' },
   );

@@ -24,7 +24,7 @@ type CallOpts = { signal?: AbortSignal };
 
 export interface OperatorDouyinApi {
   getUserServicePurchaseList(
-    input: { openId: string; serviceId: string },
+    input: { openId: string; serviceId: string; isTestEnv?: boolean },
     opts?: CallOpts,
   ): Promise<{ purchaseInfoList: object[] }>;
   insertPurchaseInfo(input: InsertPurchaseInput, opts?: CallOpts): Promise<object>;

@@ -89,3 +89,8 @@ export const userEventsQuery = z.strictObject({
   cursor: idParam.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
+
+export const ordersQuery = z.strictObject({
+  openId: identifier,
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});

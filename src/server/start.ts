@@ -64,6 +64,8 @@ export async function startServer({
     session: config.SESSION_SECRET ? { secret: Buffer.from(config.SESSION_SECRET, 'utf8') } : undefined,
     signIn: { maxFailures: config.SIGNIN_MAX_FAILURES, windowSec: config.SIGNIN_WINDOW_SEC },
     trustProxy: config.TRUST_PROXY,
+    douyinClientSecret: config.DOUYIN_CLIENT_SECRET,
+    balanceMaxAgeSec: config.METER_BALANCE_MAX_AGE_SEC,
     replay: {
       deadlineSec: config.METER_RETRY_DEADLINE_SEC,
       idempotencyWindowSec: config.DOUYIN_IDEMPOTENCY_WINDOW_SEC,

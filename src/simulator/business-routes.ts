@@ -2,9 +2,13 @@
 // faults (reset, hang, 5xx, busy; drawn independently in that order) -> token ->
 // validate (a refusal is recorded as a contract violation) -> apply (test mode:
 // whitelist only, nothing deducted) -> for a decr that applied, maybe lose the answer.
+// A change of remaining times sends the order webhook when a URL is set (fire and
+// forget): an insert is order_event 1 (paid), a delete 5 (cancelled), and a deduction
+// that leaves 0 is 4 (user confirmed: the simulator's assumption of when the
+// platform calls a used-up order done).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { jsonBody, type ParsedBody } from './body.js';
-import type { SimulatorCore } from './core.js';
+import type { OrderTarget, SimulatorCore } from './core.js';
 import { CODES, envelope } from './envelope.js';
 import {
   type Checked,
@@ -13,6 +17,7 @@ import {
   checkInsertPurchase,
   checkPurchaseListQuery,
 } from './validate.js';
+import { ORDER_EVENTS } from './webhooks.js';
 
 export const PATHS = {
   decr: '/market/service/user/remaintimes/decr/',
@@ -47,6 +52,10 @@ function withParams<T>(checked: Checked<T>, apply: (value: T) => Outcome): Outco
 
 function fromBody<T>(parsed: ParsedBody, check: (b: unknown) => Checked<T>): Checked<T> {
   return parsed.ok ? check(parsed.value) : parsed;
+}
+
+function target(p: { open_id: string; service_id: string; service_mode_id: string }): OrderTarget {
+  return { openId: p.open_id, serviceId: p.service_id, serviceModeId: p.service_mode_id };
 }
 
 export function registerBusinessRoutes(app: FastifyInstance, core: SimulatorCore): void {
@@ -126,15 +135,24 @@ export function registerBusinessRoutes(app: FastifyInstance, core: SimulatorCore
         const r = core.store.decr(p);
         if (r.replay) core.calls.replays++;
         if (r.again) core.calls.deductedAgain++;
+        if (r.applied && r.remaining === 0) core.notifyOrder(target(p), ORDER_EVENTS.USER_CONFIRMED);
         return { code: r.code, applied: r.applied };
       }),
     true,
   );
   route('POST', PATHS.insertPurchase, (req) =>
-    withParams(fromBody(jsonBody(req), checkInsertPurchase), (p) => ({ code: core.store.insertPurchase(p) })),
+    withParams(fromBody(jsonBody(req), checkInsertPurchase), (p) => {
+      const r = core.store.insertPurchase(p);
+      if (r.orderId) core.notifyOrder(target(p), ORDER_EVENTS.PAID, r.orderId);
+      return { code: r.code };
+    }),
   );
   route('POST', PATHS.deletePurchase, (req) =>
-    withParams(fromBody(jsonBody(req), checkDeletePurchase), (p) => ({ code: core.store.deletePurchase(p) })),
+    withParams(fromBody(jsonBody(req), checkDeletePurchase), (p) => {
+      const r = core.store.deletePurchase(p);
+      if (r.orderId) core.notifyOrder(target(p), ORDER_EVENTS.CANCELLED, r.orderId);
+      return { code: r.code };
+    }),
   );
   route('GET', PATHS.purchaseList, (req) =>
     withParams(checkPurchaseListQuery(req.query), (q) => {

@@ -2,7 +2,7 @@
 // programmatic RunningSimulator handle.
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_FAULTS, parseFaultsPatch } from './faults.js';
-import { DEFAULT_SETTINGS, parseSettingsPatch } from './settings.js';
+import { applySettingsPatch, DEFAULT_SETTINGS, parseSettingsPatch } from './settings.js';
 import { MarketStore } from './store.js';
 import { TokenStore } from './tokens.js';
 import type {
@@ -11,9 +11,15 @@ import type {
   SimulatorContractViolation,
   SimulatorFaults,
   SimulatorSettings,
+  SimulatorSettingsPatch,
   SimulatorState,
   SimulatorTestCall,
+  SimulatorWebhookDelivery,
+  WebhookVerifyResult,
 } from './types.js';
+import { WebhookSender } from './webhook-sender.js';
+import { newOrderId, type OrderMessage } from './webhook-wire.js';
+import { NoWebhookUrlError, parseWebhookSend, WEBHOOK_DEFAULTS } from './webhooks.js';
 import { SlidingWindow } from './window.js';
 
 export interface CoreOptions {
@@ -22,6 +28,17 @@ export interface CoreOptions {
   tokenTtlSec: number;
   faults?: Partial<SimulatorFaults>;
   settings?: Partial<SimulatorSettings>;
+  /** Default 5000. */
+  webhookTimeoutMs?: number;
+  /** Default [100, 500, 2000]. */
+  webhookRetryDelaysMs?: readonly number[];
+}
+
+/** The bucket an order webhook is about. */
+export interface OrderTarget {
+  openId: string;
+  serviceId: string;
+  serviceModeId: string;
 }
 
 /** How many test calls and contract violations the state keeps (the latest ones). */
@@ -52,6 +69,7 @@ function pushKept<T>(list: T[], item: T): void {
 export class SimulatorCore {
   readonly store: MarketStore;
   readonly tokens: TokenStore;
+  readonly webhooks: WebhookSender;
   faults: SimulatorFaults;
   settings: SimulatorSettings;
   calls = emptyCalls();
@@ -68,12 +86,18 @@ export class SimulatorCore {
   private timers = new Set<NodeJS.Timeout>();
 
   constructor(readonly options: CoreOptions) {
-    this.startSettings = { ...DEFAULT_SETTINGS, ...parseSettingsPatch(options.settings ?? {}) };
+    this.startSettings = applySettingsPatch(DEFAULT_SETTINGS, parseSettingsPatch(options.settings ?? {}));
     this.settings = this.startSettings;
     this.whitelist = new Set(this.settings.testWhitelist);
     this.store = new MarketStore(() => this.settings.idempotencyWindowSec * 1000);
     this.tokens = new TokenStore(options.tokenTtlSec, () => this.settings.tokenOverlapSec);
     this.faults = { ...DEFAULT_FAULTS, ...parseFaultsPatch(options.faults ?? {}) };
+    this.webhooks = new WebhookSender({
+      clientKey: options.clientKey,
+      clientSecret: options.clientSecret,
+      timeoutMs: options.webhookTimeoutMs ?? WEBHOOK_DEFAULTS.timeoutMs,
+      retryDelaysMs: options.webhookRetryDelaysMs ?? WEBHOOK_DEFAULTS.retryDelaysMs,
+    });
   }
 
   /** Counts a business call on receipt; false when it is over the QPS limit. */
@@ -131,8 +155,8 @@ export class SimulatorCore {
     this.faults = { ...this.faults, ...parseFaultsPatch(patch) };
   }
 
-  setSettings(patch: Partial<SimulatorSettings>): void {
-    this.settings = { ...this.settings, ...parseSettingsPatch(patch) };
+  setSettings(patch: SimulatorSettingsPatch): void {
+    this.settings = applySettingsPatch(this.settings, parseSettingsPatch(patch));
     this.whitelist = new Set(this.settings.testWhitelist);
   }
 
@@ -157,6 +181,28 @@ export class SimulatorCore {
     this.store.setBalance(b);
   }
 
+  /**
+   * Sends the order webhook of `orderEvent` for the bucket as it is now, when a URL is
+   * set: fire and forget (the outcome is only recorded). `orderId` defaults to the
+   * bucket's latest order.
+   */
+  notifyOrder(target: OrderTarget, orderEvent: number, orderId?: string): void {
+    const url = this.settings.webhookUrl;
+    if (!url || this.webhooks.isClosed) return;
+    void this.webhooks.order(url, this.orderMessage(target, orderEvent, orderId));
+  }
+
+  /** The on-demand send: validated, waits for the delivery's outcome. */
+  async sendWebhook(input: unknown): Promise<SimulatorWebhookDelivery> {
+    const p = parseWebhookSend(input);
+    const url = this.webhookUrl();
+    return this.webhooks.order(url, this.orderMessage(p, p.orderEvent ?? 1, p.orderId, p.remaining));
+  }
+
+  async verifyWebhook(): Promise<WebhookVerifyResult> {
+    return this.webhooks.verify(this.webhookUrl());
+  }
+
   /** Issued tokens stay valid (use expireTokens); settings go back to the start options; everything else starts over. */
   reset(): void {
     this.store.clear();
@@ -169,6 +215,7 @@ export class SimulatorCore {
     this.admitted.clear();
     this.tokens.resetCounter();
     this.faults = { ...DEFAULT_FAULTS };
+    this.webhooks.clear();
   }
 
   state(): SimulatorState {
@@ -179,6 +226,37 @@ export class SimulatorCore {
       contractViolations: this.violations.map((v) => ({ ...v })),
       tokensIssued: this.tokens.issued,
       calls: { ...this.calls, byPath: { ...this.calls.byPath } },
+      webhooks: this.webhooks.snapshot(),
+    };
+  }
+
+  private webhookUrl(): string {
+    const url = this.settings.webhookUrl;
+    if (!url) throw new NoWebhookUrlError();
+    return url;
+  }
+
+  /** The message for the bucket's current state (remaining 0 and a new order without a bucket). */
+  private orderMessage(
+    t: OrderTarget,
+    orderEvent: number,
+    orderId?: string,
+    remaining?: number,
+  ): OrderMessage {
+    const b = this.store.snapshot(t.openId, t.serviceId, t.serviceModeId);
+    const now = Date.now();
+    return {
+      openId: t.openId,
+      orderId: orderId ?? b?.orderId ?? newOrderId(now),
+      orderEvent,
+      snapshot: {
+        service_id: t.serviceId,
+        service_mode_id: t.serviceModeId,
+        specification_id: t.serviceModeId,
+        remain_service_times: remaining ?? b?.remaining ?? 0,
+        effective_time: b?.effectiveTime ?? now,
+        expire_time: b?.expireTime ?? -1,
+      },
     };
   }
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { SIMULATOR_DEFAULTS } from './server.js';
 import { DEFAULT_SETTINGS } from './settings.js';
 import type { SimulatorOptions } from './types.js';
+import { webhookUrlSchema } from './webhooks.js';
 
 // An empty variable counts as unset.
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -40,6 +41,22 @@ export const simulatorEnvSchema = z.object({
           .map((s) => s.trim())
           .filter((s) => s !== ''),
       ),
+  ),
+  SIM_WEBHOOK_URL: z.preprocess(blankToUndefined, webhookUrlSchema.optional()),
+  SIM_WEBHOOK_TIMEOUT_MS: int(1, 600_000),
+  // Comma-separated ms, one per retry ("0" is one immediate retry); "none" for no retries.
+  SIM_WEBHOOK_RETRY_DELAYS_MS: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^\s*(none|\d+(\s*,\s*\d+){0,9})\s*$/, 'must be up to 10 comma-separated integers (ms), or none')
+      .optional()
+      .transform((v) => {
+        if (v === undefined) return undefined;
+        if (v.trim() === 'none') return [];
+        return v.split(',').map((x) => Number(x.trim()));
+      })
+      .refine((v) => v === undefined || v.every((n) => n <= 600_000), 'each delay must be at most 600000 ms'),
   ),
 });
 
@@ -79,6 +96,9 @@ export function simulatorOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): S
     idempotencyWindowSec: e.SIM_IDEMPOTENCY_WINDOW_SEC ?? DEFAULT_SETTINGS.idempotencyWindowSec,
     tokenOverlapSec: e.SIM_TOKEN_OVERLAP_SEC ?? DEFAULT_SETTINGS.tokenOverlapSec,
     testWhitelist: e.SIM_TEST_WHITELIST,
+    ...(e.SIM_WEBHOOK_URL ? { webhookUrl: e.SIM_WEBHOOK_URL } : {}),
+    ...(e.SIM_WEBHOOK_TIMEOUT_MS !== undefined ? { webhookTimeoutMs: e.SIM_WEBHOOK_TIMEOUT_MS } : {}),
+    ...(e.SIM_WEBHOOK_RETRY_DELAYS_MS ? { webhookRetryDelaysMs: e.SIM_WEBHOOK_RETRY_DELAYS_MS } : {}),
     faults,
   };
 }

@@ -13,7 +13,19 @@ export type {
   SimulatorFaults,
   SimulatorOptions,
   SimulatorSettings,
+  SimulatorSettingsPatch,
   SimulatorState,
   SimulatorTestCall,
   SimulatorTrade,
+  SimulatorWebhookDelivery,
+  SimulatorWebhooks,
+  WebhookSendInput,
+  WebhookVerifyResult,
 } from './types.js';
+export { signWebhook } from './webhook-wire.js';
+export {
+  InvalidWebhookRequestError,
+  NoWebhookUrlError,
+  ORDER_EVENTS,
+  WEBHOOK_DEFAULTS,
+} from './webhooks.js';

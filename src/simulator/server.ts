@@ -1,5 +1,5 @@
-// startSimulator: the Fastify server wiring the token, business and control routes
-// around one SimulatorCore.
+// startSimulator: the Fastify server wiring the token, business, control and webhook
+// routes around one SimulatorCore.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { registerBusinessRoutes } from './business-routes.js';
 import { registerControlRoutes } from './control-routes.js';
@@ -7,6 +7,8 @@ import { SimulatorCore } from './core.js';
 import { CODES, envelope } from './envelope.js';
 import { registerTokenRoute } from './token-route.js';
 import type { RunningSimulator, SimulatorOptions } from './types.js';
+import { registerWebhookRoutes } from './webhook-routes.js';
+import { webhookRetryDelaysSchema, webhookTimeoutSchema } from './webhooks.js';
 
 export const SIMULATOR_DEFAULTS = {
   port: 0,
@@ -30,6 +32,7 @@ function buildApp(core: SimulatorCore, logger: SimulatorOptions['logger']): Fast
   registerTokenRoute(app, core);
   registerBusinessRoutes(app, core);
   registerControlRoutes(app, core);
+  registerWebhookRoutes(app, core);
 
   app.setNotFoundHandler(async (req, reply) =>
     reply.code(404).send(envelope(CODES.INVALID_PARAMETER, undefined, `no route ${req.method} ${req.url}`)),
@@ -45,6 +48,18 @@ function buildApp(core: SimulatorCore, logger: SimulatorOptions['logger']): Fast
 export async function startSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
   const tokenTtlSec = options.tokenTtlSec ?? SIMULATOR_DEFAULTS.tokenTtlSec;
   if (!(tokenTtlSec > 0)) throw new Error('startSimulator: tokenTtlSec must be > 0');
+  if (
+    options.webhookTimeoutMs !== undefined &&
+    !webhookTimeoutSchema.safeParse(options.webhookTimeoutMs).success
+  ) {
+    throw new Error('startSimulator: webhookTimeoutMs must be an integer 1..600000');
+  }
+  if (
+    options.webhookRetryDelaysMs !== undefined &&
+    !webhookRetryDelaysSchema.safeParse(options.webhookRetryDelaysMs).success
+  ) {
+    throw new Error('startSimulator: webhookRetryDelaysMs must be at most 10 integers 0..600000');
+  }
   const core = new SimulatorCore({
     clientKey: options.clientKey ?? SIMULATOR_DEFAULTS.clientKey,
     clientSecret: options.clientSecret ?? SIMULATOR_DEFAULTS.clientSecret,
@@ -54,7 +69,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       idempotencyWindowSec: options.idempotencyWindowSec,
       tokenOverlapSec: options.tokenOverlapSec,
       testWhitelist: options.testWhitelist,
+      webhookUrl: options.webhookUrl,
     },
+    webhookTimeoutMs: options.webhookTimeoutMs,
+    webhookRetryDelaysMs: options.webhookRetryDelaysMs ? [...options.webhookRetryDelaysMs] : undefined,
   });
   const app = buildApp(core, options.logger);
   const host = options.host ?? SIMULATOR_DEFAULTS.host;
@@ -74,10 +92,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     setSettings: (p) => core.setSettings(p),
     setBalance: (b) => core.setBalance(b),
     expireTokens: () => core.tokens.expireAll(),
+    sendWebhook: (input) => core.sendWebhook(input),
+    verifyWebhook: () => core.verifyWebhook(),
     reset: () => core.reset(),
     close() {
       closing ??= (async () => {
         core.stopTimers();
+        await core.webhooks.close();
         await app.close();
       })();
       return closing;

@@ -1,8 +1,9 @@
-// Settings (the idempotency window, the token overlap, the test whitelist): defaults
-// and the zod schema that validates every change, from startSimulator's options,
-// setSettings or POST /_sim/settings.
+// Settings (the idempotency window, the token overlap, the test whitelist, the
+// webhook URL): defaults and the zod schema that validates every change, from
+// startSimulator's options, setSettings or POST /_sim/settings.
 import { z } from 'zod';
-import type { SimulatorSettings } from './types.js';
+import type { SimulatorSettings, SimulatorSettingsPatch } from './types.js';
+import { webhookUrlSchema } from './webhooks.js';
 
 export const DEFAULT_SETTINGS: Readonly<SimulatorSettings> = Object.freeze({
   idempotencyWindowSec: 2_592_000,
@@ -17,6 +18,8 @@ export const settingsPatchSchema = z.strictObject({
   idempotencyWindowSec: z.number().positive().max(TEN_YEARS_SEC).optional(),
   tokenOverlapSec: z.number().min(0).max(TEN_YEARS_SEC).optional(),
   testWhitelist: z.array(z.string().min(1).max(1024)).max(10_000).optional(),
+  // null turns webhooks off.
+  webhookUrl: webhookUrlSchema.nullable().optional(),
 });
 
 export class InvalidSettingsError extends Error {
@@ -27,17 +30,27 @@ export class InvalidSettingsError extends Error {
 }
 
 /** Validates a partial settings change; throws InvalidSettingsError naming every bad field. */
-export function parseSettingsPatch(input: unknown): Partial<SimulatorSettings> {
+export function parseSettingsPatch(input: unknown): SimulatorSettingsPatch {
   const parsed = settingsPatchSchema.safeParse(input);
   if (!parsed.success) {
     throw new InvalidSettingsError(
       parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
     );
   }
-  const out: Partial<SimulatorSettings> = {};
-  const { idempotencyWindowSec, tokenOverlapSec, testWhitelist } = parsed.data;
+  const out: SimulatorSettingsPatch = {};
+  const { idempotencyWindowSec, tokenOverlapSec, testWhitelist, webhookUrl } = parsed.data;
   if (idempotencyWindowSec !== undefined) out.idempotencyWindowSec = idempotencyWindowSec;
   if (tokenOverlapSec !== undefined) out.tokenOverlapSec = tokenOverlapSec;
   if (testWhitelist !== undefined) out.testWhitelist = [...new Set(testWhitelist)];
+  if (webhookUrl !== undefined) out.webhookUrl = webhookUrl;
   return out;
+}
+
+/** Settings with a patch applied; `webhookUrl: null` removes the URL (the key is left out, not undefined). */
+export function applySettingsPatch(
+  settings: SimulatorSettings,
+  patch: SimulatorSettingsPatch,
+): SimulatorSettings {
+  const { webhookUrl, ...rest } = { ...settings, ...patch };
+  return webhookUrl == null ? rest : { ...rest, webhookUrl };
 }

@@ -1,10 +1,12 @@
 // The simulated market's in-memory state: one bucket of remaining times per
 // (user, service, mode), the imported purchases, and the accepted deductions
 // (trades) keyed by out_trade_no, remembered for the idempotency window only.
-// Every business operation is O(1).
+// Every business operation is O(1). Each purchase gets an order id, and each bucket
+// remembers the order of its latest purchase, for the order webhooks.
 import { CODES } from './envelope.js';
 import type { BalanceInput, SimulatorBalance, SimulatorTrade } from './types.js';
 import type { DecrParams, DeletePurchaseParams, InsertPurchaseParams } from './validate.js';
+import { newOrderId } from './webhook-wire.js';
 
 const DAY_MS = 86_400_000;
 /** Validity given to a bucket when a purchase has no duration (the unit of `duration` is taken as days). */
@@ -13,10 +15,28 @@ const DEFAULT_VALIDITY_MS = 365 * DAY_MS;
 interface Bucket extends SimulatorBalance {
   effectiveTime: number;
   expireTime: number;
+  /** The order of the latest purchase into it (a fresh id for a bucket set directly). */
+  orderId: string;
 }
 
 interface StoredPurchase {
   params: InsertPurchaseParams;
+  orderId: string;
+}
+
+/** A bucket as an order webhook's snapshot describes it. */
+export interface BucketSnapshot {
+  remaining: number;
+  effectiveTime: number;
+  /** Epoch ms, or -1 for permanent. */
+  expireTime: number;
+  orderId: string;
+}
+
+/** The answer code of an insert or delete; `orderId` is set only when it changed something. */
+export interface PurchaseOutcome {
+  code: number;
+  orderId?: string;
 }
 
 export interface DecrOutcome {
@@ -27,6 +47,8 @@ export interface DecrOutcome {
   replay: boolean;
   /** True when it deducted although the out_trade_no had been applied, longer ago than the window. */
   again: boolean;
+  /** The bucket's remaining times after a deduction that applied. */
+  remaining?: number;
 }
 
 export interface PurchaseListEntry {
@@ -83,14 +105,22 @@ export class MarketStore {
       count: p.count,
       at: now,
     });
-    return { code: CODES.SUCCESS, applied: true, replay: false, again: known !== undefined };
+    return {
+      code: CODES.SUCCESS,
+      applied: true,
+      replay: false,
+      again: known !== undefined,
+      remaining: bucket.remaining,
+    };
   }
 
-  insertPurchase(p: InsertPurchaseParams): number {
+  /** An identical replay is a success that changes nothing (no orderId). */
+  insertPurchase(p: InsertPurchaseParams): PurchaseOutcome {
     const k = key(p.service_id, p.service_mode_id, p.out_trade_no);
     const prior = this.purchases.get(k);
-    if (prior) return samePurchase(prior.params, p) ? CODES.SUCCESS : CODES.OUT_TRADE_NO_CONFLICT;
-    this.purchases.set(k, { params: p });
+    if (prior) return { code: samePurchase(prior.params, p) ? CODES.SUCCESS : CODES.OUT_TRADE_NO_CONFLICT };
+    const orderId = newOrderId();
+    this.purchases.set(k, { params: p, orderId });
     const validity = p.duration !== undefined ? p.duration * DAY_MS : DEFAULT_VALIDITY_MS;
     const bucket = this.bucket(p.open_id, p.service_id, p.service_mode_id, p.purchase_time, validity);
     const usage = p.usage_times ?? 0;
@@ -98,13 +128,15 @@ export class MarketStore {
     bucket.remaining += usage;
     bucket.effectiveTime = Math.min(bucket.effectiveTime, p.purchase_time);
     bucket.expireTime = Math.max(bucket.expireTime, p.purchase_time + validity);
-    return CODES.SUCCESS;
+    bucket.orderId = orderId;
+    return { code: CODES.SUCCESS, orderId };
   }
 
-  deletePurchase(p: DeletePurchaseParams): number {
+  /** `orderId`: the deleted purchase's order. */
+  deletePurchase(p: DeletePurchaseParams): PurchaseOutcome {
     const k = key(p.service_id, p.service_mode_id, p.out_trade_no);
     const prior = this.purchases.get(k);
-    if (!prior || prior.params.open_id !== p.open_id) return CODES.PURCHASE_NOT_FOUND;
+    if (!prior || prior.params.open_id !== p.open_id) return { code: CODES.PURCHASE_NOT_FOUND };
     this.purchases.delete(k);
     const bucket = this.buckets.get(key(p.open_id, p.service_id, p.service_mode_id));
     const usage = prior.params.usage_times ?? 0;
@@ -112,7 +144,19 @@ export class MarketStore {
       bucket.remaining = Math.max(0, bucket.remaining - usage);
       bucket.purchased = Math.max(0, bucket.purchased - usage);
     }
-    return CODES.SUCCESS;
+    return { code: CODES.SUCCESS, orderId: prior.orderId };
+  }
+
+  snapshot(openId: string, serviceId: string, serviceModeId: string): BucketSnapshot | undefined {
+    const b = this.buckets.get(key(openId, serviceId, serviceModeId));
+    return (
+      b && {
+        remaining: b.remaining,
+        effectiveTime: b.effectiveTime,
+        expireTime: b.expireTime,
+        orderId: b.orderId,
+      }
+    );
   }
 
   /** `testMode`: remain_service_times is always 1, as on the platform. */
@@ -180,6 +224,7 @@ export class MarketStore {
         deducted: 0,
         effectiveTime: since,
         expireTime: since + validityMs,
+        orderId: newOrderId(),
       };
       this.buckets.set(k, b);
       const us = openId + SEP + serviceId;

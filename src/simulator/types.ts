@@ -37,7 +37,17 @@ export interface SimulatorSettings {
   tokenOverlapSec: number;
   /** open_ids for which `is_test_env: true` succeeds (and deducts nothing). Default none. */
   testWhitelist: string[];
+  /**
+   * Where the order webhook (and the URL check) is POSTed. Absent (the default): no
+   * webhooks are sent. A change applies to messages queued after it.
+   */
+  webhookUrl?: string;
 }
+
+/** A change of settings: `webhookUrl: null` turns webhooks off. */
+export type SimulatorSettingsPatch = Partial<Omit<SimulatorSettings, 'webhookUrl'>> & {
+  webhookUrl?: string | null;
+};
 
 export interface SimulatorOptions {
   /** Default 0 (a random free port). */
@@ -57,6 +67,15 @@ export interface SimulatorOptions {
   tokenOverlapSec?: number;
   /** Default none; see SimulatorSettings. */
   testWhitelist?: string[];
+  /** Default none (no webhooks); see SimulatorSettings. */
+  webhookUrl?: string;
+  /** Limit of each webhook delivery attempt, connect to the end of the answer. Default 5000. */
+  webhookTimeoutMs?: number;
+  /**
+   * Wait before each retry of a webhook message; the length is the number of retries.
+   * Default [100, 500, 2000] (3 retries, as the platform).
+   */
+  webhookRetryDelaysMs?: number[];
   /** Default: no request logging. */
   logger?: Logger | false;
 }
@@ -125,6 +144,73 @@ export interface SimulatorCalls {
   maxPerSecond: number;
 }
 
+/** An order webhook message (service_market_order) the simulator sent or is sending. */
+export interface SimulatorWebhookDelivery {
+  /** The Msg-Id header, the same on every attempt. */
+  msgId: string;
+  event: 'service_market_order';
+  orderId: string;
+  /** 1 paid, 2 accepted, 3 implementation confirmed, 4 user confirmed, 5 cancelled. */
+  orderEvent: number;
+  openId: string;
+  serviceId: string;
+  serviceModeId: string;
+  /** remain_service_times of the snapshot. */
+  remaining: number;
+  /** Where it went. */
+  url: string;
+  /** HTTP attempts made so far (the first plus the retries). */
+  attempts: number;
+  /** delivered: an attempt got a 2xx; failed: every attempt failed (or the simulator reset or closed). */
+  status: 'pending' | 'delivered' | 'failed';
+  /** HTTP status of the latest attempt; absent when it got none (timeout, connection error). */
+  httpStatus?: number;
+  /** Why the latest attempt failed, e.g. "HTTP 500", "timeout after 5000 ms", "ECONNREFUSED". */
+  error?: string;
+  /** Epoch ms when it was queued. */
+  at: number;
+}
+
+/** Order webhook deliveries (URL checks are not counted here). */
+export interface SimulatorWebhooks {
+  /** Messages queued, each once whatever its attempts. */
+  sent: number;
+  /** Messages answered 2xx. */
+  delivered: number;
+  /** Messages given up after their last attempt. */
+  failed: number;
+  /** HTTP attempts, retries included. */
+  attempts: number;
+  /** The latest 100 messages, oldest first. */
+  last: SimulatorWebhookDelivery[];
+}
+
+/** An on-demand order webhook (POST /_sim/webhooks/send, sendWebhook). */
+export interface WebhookSendInput {
+  openId: string;
+  serviceId: string;
+  serviceModeId: string;
+  /** Default 1 (paid). */
+  orderEvent?: number;
+  /** Default: the user's current remaining times for the mode (0 without a purchase). */
+  remaining?: number;
+  /** Default: the order of the mode's latest purchase (a new id without one). */
+  orderId?: string;
+}
+
+/** The outcome of the platform's URL check (POST /_sim/webhooks/verify, verifyWebhook). */
+export interface WebhookVerifyResult {
+  /** True when the target answered 2xx with the JSON `{"challenge": <the same number>}`. */
+  ok: boolean;
+  msgId: string;
+  challenge: number;
+  httpStatus?: number;
+  /** The target's answer body, at most its first 1000 characters. */
+  answer?: string;
+  /** Why it is not ok. */
+  error?: string;
+}
+
 /** The JSON returned by GET /_sim/state. */
 export interface SimulatorState {
   balances: SimulatorBalance[];
@@ -137,6 +223,7 @@ export interface SimulatorState {
   /** Successful token fetches. */
   tokensIssued: number;
   calls: SimulatorCalls;
+  webhooks: SimulatorWebhooks;
 }
 
 export interface BalanceInput {
@@ -154,13 +241,24 @@ export interface RunningSimulator {
   setFaults(p: Partial<SimulatorFaults>): void;
   faults(): SimulatorFaults;
   settings(): SimulatorSettings;
-  /** Validated partial change (throws InvalidSettingsError). */
-  setSettings(p: Partial<SimulatorSettings>): void;
+  /** Validated partial change (throws InvalidSettingsError); `webhookUrl: null` turns webhooks off. */
+  setSettings(p: SimulatorSettingsPatch): void;
   /** Sets remaining times directly (creates the purchase bucket). */
   setBalance(b: BalanceInput): void;
   /** Every token issued so far expires now. */
   expireTokens(): void;
-  /** Clears balances, purchases, trades, counters and faults (back to the defaults); settings back to the start options. */
+  /**
+   * Sends one order webhook now and resolves when it is delivered or given up (never
+   * rejects for a failed delivery). Rejects with InvalidWebhookRequestError, or
+   * NoWebhookUrlError when no URL is set.
+   */
+  sendWebhook(input: WebhookSendInput): Promise<SimulatorWebhookDelivery>;
+  /** The platform's URL check, one attempt. Rejects with NoWebhookUrlError when no URL is set. */
+  verifyWebhook(): Promise<WebhookVerifyResult>;
+  /**
+   * Clears balances, purchases, trades, counters, webhook records and faults (back to the
+   * defaults), and cancels webhook deliveries under way; settings back to the start options.
+   */
   reset(): void;
   close(): Promise<void>;
 }

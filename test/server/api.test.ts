@@ -4,13 +4,14 @@
 // would have written) so every number asserted is known.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DouyinMarketClient } from '../../src/douyin/index.js';
+import type { DouyinMarketClient } from '../../src/douyin/index.js';
 import type { BatchStatus } from '../../src/generated/prisma/enums.js';
 import { formBatch } from '../../src/ledger/batches.js';
 import { insertEvents } from '../../src/ledger/events.js';
 import { keyHasPendingEvents } from '../../src/ledger/keys.js';
 import type { OperatorDouyinApi } from '../../src/server/douyin-api.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
+import { simulatorClient } from '../support/douyin.js';
 import { redisUrl } from '../support/services.js';
 import { basic, startTestServer, type TestServer } from './helpers.js';
 
@@ -509,12 +510,9 @@ describe('with Douyin (the simulator behind the real client)', () => {
   beforeAll(async () => {
     sim = await startSimulator({ clientKey: 'api-key', clientSecret: 'api-secret' });
     clientRedis = new Redis(redisUrl());
-    client = new DouyinMarketClient({
-      baseUrl: sim.url,
+    client = simulatorClient(sim, clientRedis, 'api-douyin', {
       clientKey: 'api-key',
       clientSecret: 'api-secret',
-      redis: clientRedis,
-      redisPrefix: `api-douyin-${process.pid}`,
       timeoutMs: 2_000,
     });
     // Same ledger as the reads above.

@@ -136,6 +136,7 @@ describe('simulator control endpoint', () => {
         tokenRefused: 0,
         maxPerSecond: 0,
       },
+      webhooks: { sent: 0, delivered: 0, failed: 0, attempts: 0, last: [] },
     });
     expect(sim.faults()).toEqual(DEFAULT_FAULTS);
   });
