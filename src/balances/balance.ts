@@ -3,9 +3,12 @@
 // GetUserServicePurchaseList), less the uses the meter charged after that moment
 // and the uses it accepted and has not charged yet.
 //   available = douyinRemaining − chargedSince − pendingUses
-// Every approximation errs low: a batch settled after a read is subtracted even if
-// Douyin had counted it already, so an app asking before it delivers is never told
-// a user has uses the user does not have.
+// Approximations err low: a batch settled after a read is subtracted even if Douyin
+// had counted it already, and a dead batch (perhaps deducted) counts as charged.
+// Douyin's order webhook does not set the balance (one order's snapshot, its
+// meaning unconfirmed, delivered out of order); a newer order makes the next
+// balance read the purchase list. In test mode Douyin answers 1 remaining whatever
+// was bought, so a test-mode balance says little.
 import {
   type BalanceKey,
   latestSnapshot,
@@ -13,6 +16,7 @@ import {
   type Snapshot,
 } from '../ledger/balance-snapshots.js';
 import type { Sql } from '../ledger/db.js';
+import { newestOrderAt } from '../ledger/orders.js';
 import { chargedUsesSince, eventsByStatus } from '../ledger/reports.js';
 
 /** The purchase-list read the balance needs (DouyinMarketClient has it). */
@@ -28,7 +32,7 @@ export interface Balance extends BalanceKey {
   douyinRemaining: number | null;
   asOf: Date | null;
   source: Snapshot['source'] | null;
-  /** Uses the meter charged after asOf (test mode: none; Douyin deducts nothing there). */
+  /** Uses of batches settled charged (or dead: perhaps deducted) after asOf; test mode: none (Douyin deducts nothing there). */
   chargedSince: number;
   /** Uses in the ledger not charged yet (pending or in an open batch). */
   pendingUses: number;
@@ -52,7 +56,12 @@ export interface BalanceOptions {
 export async function balanceOf(db: Sql, key: BalanceKey, o: BalanceOptions): Promise<Balance> {
   let snapshot = await latestSnapshot(db, key);
   let refreshError: string | undefined;
-  const stale = !snapshot || Date.now() - snapshot.asOf.getTime() > o.maxAgeSec * 1000;
+  // Stale: too old, or an order of the key (Douyin's webhook) arrived after it.
+  const orderAt = snapshot ? await newestOrderAt(db, key) : undefined;
+  const stale =
+    !snapshot ||
+    Date.now() - snapshot.asOf.getTime() > o.maxAgeSec * 1000 ||
+    (orderAt !== undefined && orderAt > snapshot.asOf);
   if (stale && !o.cached && o.douyin) {
     try {
       snapshot = await readPurchaseList(db, key, o.douyin, o.readTimeoutMs ?? 3_000);
@@ -91,7 +100,8 @@ async function readPurchaseList(
   douyin: PurchaseListReader,
   timeoutMs: number,
 ): Promise<Snapshot> {
-  const asOf = new Date();
+  // The database's clock, the one batches are settled by.
+  const asOf = (await db.$queryRaw<{ now: Date }[]>`SELECT now() AS now`)[0]!.now;
   const r = await douyin.getUserServicePurchaseList(
     { openId: key.openId, serviceId: key.serviceId, isTestEnv: key.isTestEnv },
     { signal: AbortSignal.timeout(timeoutMs) },

@@ -201,7 +201,17 @@ export class DouyinMarketClient {
     opts: CallOptions = {},
   ): Promise<DouyinCallResult & { purchaseInfoList: PurchaseInfo[] }> {
     const query = { ...validate(purchaseListRequest, input) };
-    if (this.o.beforeRead) await this.o.beforeRead(opts.signal);
+    if (this.o.beforeRead) {
+      try {
+        await this.o.beforeRead(opts.signal);
+      } catch (err) {
+        // Nothing was sent: a failure like any other before the request leaves.
+        throw new DouyinError({
+          kind: 'transient',
+          description: `waiting for a read slot: ${(err as Error).message}`,
+        });
+      }
+    }
     return this.call({ method: 'getUserServicePurchaseList', httpMethod: 'GET', query }, opts, (ok) => {
       const parsed = purchaseListDataSchema.safeParse(ok.data ?? {});
       if (!parsed.success) {

@@ -3,7 +3,7 @@
 import type { OrderEvent } from '../orders/order-message.js';
 import type { Sql } from './db.js';
 
-/** Records the order event of a message (once: a message is processed at most once per row). */
+/** Records the order event of a message; an order event already recorded (by any message) is skipped. */
 export async function recordOrder(
   tx: Sql,
   messageId: bigint,
@@ -15,7 +15,7 @@ export async function recordOrder(
                               remain_service_times, effective_time, expire_time, log_id, received_at)
     VALUES (${messageId}, ${o.orderId}, ${o.openId}, ${o.orderEvent}, ${o.serviceId}, ${o.serviceModeId},
             ${o.remainServiceTimes}, ${o.effectiveTime}::bigint, ${o.expireTime}::bigint, ${o.logId}, ${receivedAt})
-    ON CONFLICT (message_id) DO NOTHING`;
+    ON CONFLICT DO NOTHING`;
 }
 
 export interface OrderRow extends OrderEvent {
@@ -43,4 +43,15 @@ export async function ordersOf(db: Sql, openId: string, limit: number): Promise<
     effectiveTime: r.effectiveTime === null ? null : Number(r.effectiveTime),
     expireTime: r.expireTime === null ? null : Number(r.expireTime),
   }));
+}
+
+/** When the newest order event of this user's service mode arrived, if any (a balance snapshot older than it is stale). */
+export async function newestOrderAt(
+  db: Sql,
+  k: { openId: string; serviceId: string; serviceModeId: string },
+): Promise<Date | undefined> {
+  const rows = await db.$queryRaw<{ at: Date | null }[]>`
+    SELECT max(received_at) AS at FROM douyin_order
+    WHERE open_id = ${k.openId} AND service_id = ${k.serviceId} AND service_mode_id = ${k.serviceModeId}`;
+  return rows[0]?.at ?? undefined;
 }

@@ -39,13 +39,14 @@ export async function eventsByStatus(db: Sql, keyIds?: number[]): Promise<EventC
 }
 
 /**
- * Uses of the key that Douyin deducted in calls settled after `since`: its charged
- * batches (a partial parent is not one; its derived batch is).
+ * Uses of the key that Douyin deducted, or may have, in batches settled after
+ * `since`: charged ones (a partial parent is not one; its derived batch is) and
+ * dead ones (their outcome is unknown: counted, so a balance errs low).
  */
 export async function chargedUsesSince(db: Sql, keyId: number, since: Date): Promise<number> {
   const rows = await db.$queryRaw<{ uses: number }[]>`
     SELECT coalesce(sum(count), 0)::int AS uses FROM charge_batch
-    WHERE key_id = ${keyId} AND status = 'charged' AND finished_at > ${since}`;
+    WHERE key_id = ${keyId} AND status IN ('charged', 'dead') AND finished_at > ${since}`;
   return rows[0]!.uses;
 }
 

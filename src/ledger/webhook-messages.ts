@@ -13,17 +13,16 @@ export async function storeWebhookMessage(
   db: Sql,
   m: { msgId: string; event: string; body: string },
 ): Promise<StoredMessage> {
-  const rows = await db.$queryRaw<{ id: bigint; inserted: boolean }[]>`
-    WITH ins AS (
-      INSERT INTO douyin_webhook_message (msg_id, event, body) VALUES (${m.msgId}, ${m.event}, ${m.body})
-      ON CONFLICT (msg_id) DO NOTHING
-      RETURNING id
-    )
-    SELECT id, true AS inserted FROM ins
-    UNION ALL
-    SELECT id, false FROM douyin_webhook_message WHERE msg_id = ${m.msgId} AND NOT EXISTS (SELECT 1 FROM ins)`;
-  const r = rows[0]!;
-  return { id: r.id, duplicate: !r.inserted };
+  const inserted = await db.$queryRaw<{ id: bigint }[]>`
+    INSERT INTO douyin_webhook_message (msg_id, event, body) VALUES (${m.msgId}, ${m.event}, ${m.body})
+    ON CONFLICT (msg_id) DO NOTHING
+    RETURNING id`;
+  if (inserted[0]) return { id: inserted[0].id, duplicate: false };
+  // Stored already, perhaps by a delivery that committed while this one waited on
+  // it: a new statement sees that row (the insert's own snapshot did not).
+  const existing = await db.$queryRaw<{ id: bigint }[]>`
+    SELECT id FROM douyin_webhook_message WHERE msg_id = ${m.msgId}`;
+  return { id: existing[0]!.id, duplicate: true };
 }
 
 export interface PendingMessage {

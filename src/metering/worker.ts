@@ -76,6 +76,9 @@ export async function startMeterWorker({
     givenApi ??
     createDouyinClientFromConfig(config, redis, {
       limiter,
+      // The partial policy's purchase-list read is part of charging: it takes a slot
+      // of the shared limiter only, never waiting behind the apps' balance reads.
+      beforeRead: undefined,
       logger,
       onCall: (e: { method: string; durationMs: number; outcome: string; kind?: string }) =>
         douyinCallDuration.observe(

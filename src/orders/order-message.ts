@@ -12,20 +12,34 @@ const verifySchema = z.object({
   content: z.object({ challenge: z.union([z.number(), z.string()]) }),
 });
 
-const id = z.union([z.string().min(1), z.number().int()]).transform(String);
-const optionalId = z.union([z.string(), z.number().int()]).transform(String).optional().catch(undefined);
-const millis = z.coerce.number().int().optional().catch(undefined);
+// Text the ledger can store (no NUL), at most 200 characters.
+const text = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((s) => !s.includes('\0'), 'must not contain NUL');
+const id = z.union([text, z.number().int().nonnegative()]).transform(String);
+const optionalId = id.optional().catch(undefined);
+/** A number, or a string of digits: not null, not "" (z.coerce would make both 0). */
+const integer = z.union([
+  z.number().int(),
+  z
+    .string()
+    .regex(/^-?\d{1,16}$/)
+    .transform(Number),
+]);
+const millis = integer.optional().catch(undefined);
 
 const orderEnvelope = z.object({
   event: z.literal('service_market_order'),
-  from_user_id: z.string().min(1),
+  from_user_id: text,
   content: z.string(),
   log_id: optionalId,
 });
 
 const orderContent = z.object({
   order_id: id,
-  order_event: z.coerce.number().int(),
+  order_event: integer.pipe(z.number().int().min(0).max(2_147_483_647)),
   order_snapshot: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -55,7 +69,8 @@ export type WebhookMessage =
 /** The event name of a parsed body, or 'unknown'. */
 export function eventOf(body: unknown): string {
   const e = (body as { event?: unknown } | null)?.event;
-  return typeof e === 'string' && e.length > 0 ? e.slice(0, 100) : 'unknown';
+  const name = typeof e === 'string' ? e.replaceAll('\0', '').slice(0, 100) : '';
+  return name.length > 0 ? name : 'unknown';
 }
 
 export function parseWebhookMessage(body: unknown): WebhookMessage {

@@ -1,14 +1,16 @@
 // Processes the stored webhook messages, after they were answered: an order event
-// becomes a douyin_order row, and its snapshot's remaining times a balance
-// snapshot of the buyer's key (not test mode: the platform sends orders of real
-// purchases); other events are kept and marked. Any number of processes may run
-// it at once: each locks the next unprocessed messages and skips locked ones.
+// becomes a douyin_order row (once per order and event, whatever message carried
+// it). It does not become a balance: the order snapshot's remain_service_times is
+// one order's, its meaning is not confirmed, and delivery is neither ordered nor
+// unique; a newer order instead makes the key's balance read the purchase list
+// again (src/balances/balance.ts). Any number of processes may run this at once:
+// each locks the next unprocessed messages and skips locked ones.
 import type { Logger } from 'pino';
-import { recordSnapshot } from '../ledger/balance-snapshots.js';
+import { describeDbError } from '../ledger/isolate.js';
 import { recordOrder } from '../ledger/orders.js';
 import type { Ledger } from '../ledger/pg-ledger.js';
 import { lockUnprocessedMessages, markMessageProcessed } from '../ledger/webhook-messages.js';
-import { parseWebhookMessage } from './order-message.js';
+import { parseWebhookMessage, type WebhookMessage } from './order-message.js';
 
 /** Processes every unprocessed message, `batch` per transaction; returns how many. */
 export async function processWebhookMessages(db: Ledger, batch = 100): Promise<number> {
@@ -17,31 +19,31 @@ export async function processWebhookMessages(db: Ledger, batch = 100): Promise<n
     const n = await db.$transaction(async (tx) => {
       const messages = await lockUnprocessedMessages(tx, batch);
       for (const m of messages) {
-        let body: unknown;
+        // Each message in a savepoint: one the ledger refuses is marked with why, and
+        // never holds up the messages after it.
+        await tx.$executeRaw`SAVEPOINT webhook_message`;
         try {
-          body = JSON.parse(m.body);
-        } catch {
-          await markMessageProcessed(tx, m.id, 'the body is not JSON');
-          continue;
+          const parsed = parseStored(m.body);
+          if (parsed.kind === 'order') await recordOrder(tx, m.id, parsed.order, m.receivedAt);
+          await markMessageProcessed(tx, m.id, parsed.kind === 'other' ? (parsed.problem ?? null) : null);
+          await tx.$executeRaw`RELEASE SAVEPOINT webhook_message`;
+        } catch (err) {
+          await tx.$executeRaw`ROLLBACK TO SAVEPOINT webhook_message`;
+          await markMessageProcessed(tx, m.id, `not recorded: ${describeDbError(err).slice(0, 500)}`);
         }
-        const parsed = parseWebhookMessage(body);
-        if (parsed.kind === 'order') {
-          const o = parsed.order;
-          await recordOrder(tx, m.id, o, m.receivedAt);
-          if (o.serviceId !== null && o.serviceModeId !== null && o.remainServiceTimes !== null) {
-            await recordSnapshot(
-              tx,
-              { openId: o.openId, serviceId: o.serviceId, serviceModeId: o.serviceModeId, isTestEnv: false },
-              { remaining: o.remainServiceTimes, asOf: m.receivedAt, source: 'webhook' },
-            );
-          }
-        }
-        await markMessageProcessed(tx, m.id, parsed.kind === 'other' ? (parsed.problem ?? null) : null);
       }
       return messages.length;
     });
     total += n;
     if (n < batch) return total;
+  }
+}
+
+function parseStored(body: string): WebhookMessage {
+  try {
+    return parseWebhookMessage(JSON.parse(body));
+  } catch {
+    return { kind: 'other', event: 'unknown', problem: 'the body is not JSON' };
   }
 }
 
@@ -61,6 +63,8 @@ export class WebhookProcessor {
     private readonly intervalMs = 30_000,
   ) {}
 
+  private stopped = false;
+
   start(): void {
     this.timer = setInterval(() => this.kick(), this.intervalMs);
     this.timer.unref();
@@ -69,6 +73,7 @@ export class WebhookProcessor {
 
   /** Processes soon; a kick during a pass makes one more pass after it. */
   kick(): void {
+    if (this.stopped) return;
     if (this.running) {
       this.again = true;
       return;
@@ -96,6 +101,7 @@ export class WebhookProcessor {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     await this.idle();
   }

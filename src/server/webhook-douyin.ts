@@ -57,9 +57,12 @@ export function registerDouyinWebhook(app: FastifyInstance, d: WebhookDeps): voi
       }
       const message = parseWebhookMessage(body);
       const msgIdHeader = req.headers['msg-id'];
+      // A long Msg-Id is kept whole as a digest: cutting it could make two messages one.
       const msgId =
         typeof msgIdHeader === 'string' && msgIdHeader !== ''
-          ? msgIdHeader.slice(0, 200)
+          ? msgIdHeader.length <= 200 && !msgIdHeader.includes('\0')
+            ? msgIdHeader
+            : `msg-id-sha1:${createHash('sha1').update(msgIdHeader).digest('hex')}`
           : `body-sha1:${createHash('sha1').update(raw).digest('hex')}`;
       const stored = await storeWebhookMessage(d.db, {
         msgId,

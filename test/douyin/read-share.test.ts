@@ -57,7 +57,7 @@ describe('the reads’ share of the QPS', () => {
       const reads = await timed(() => Promise.all(Array.from({ length: 11 }, read)));
       const decrs = await timed(() => Promise.all(Array.from({ length: 11 }, (_, i) => decr(i))));
       // 11 reads at 10 per 1.08 s: the last leaves ~1.2 s after the first; 11 deductions at 50 per second take ~0.24 s.
-      expect(reads).toBeGreaterThan(1_000);
+      expect(reads).toBeGreaterThan(900);
       expect(decrs).toBeLessThan(reads / 2);
     } finally {
       await client.close();

@@ -7,10 +7,11 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DouyinMarketClient } from '../../src/douyin/index.js';
 import { BalanceRequestError, createBalanceClient } from '../../src/index.js';
-import { recordSnapshot } from '../../src/ledger/balance-snapshots.js';
 import { formBatch, settleBatch } from '../../src/ledger/batches.js';
 import { insertEvents } from '../../src/ledger/events.js';
 import { upsertKeys } from '../../src/ledger/keys.js';
+import { recordOrder } from '../../src/ledger/orders.js';
+import { storeWebhookMessage } from '../../src/ledger/webhook-messages.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { simulatorClient } from '../support/douyin.js';
 import { redisUrl } from '../support/services.js';
@@ -143,15 +144,55 @@ describe('GET /v1/users/:openId/balance', () => {
     expect(listCalls()).toBe(before);
   });
 
-  it('starts from a newer order-webhook snapshot', async () => {
+  it('reads Douyin again when an order arrived after its snapshot, fresh or not', async () => {
     sim.setBalance({ openId: 'u-hook', serviceId: 's1', serviceModeId: 'm1', remaining: 4 });
-    await balanceJson(s, 'u-hook'); // a purchase-list snapshot of 4
-    const key = { openId: 'u-hook', serviceId: 's1', serviceModeId: 'm1', isTestEnv: false };
-    await recordSnapshot(s.db, key, { remaining: 9, asOf: new Date(), source: 'webhook' });
+    expect(await balanceJson(s, 'u-hook')).toMatchObject({ douyinRemaining: 4 });
+    sim.setBalance({ openId: 'u-hook', serviceId: 's1', serviceModeId: 'm1', remaining: 9 });
+    expect(await balanceJson(s, 'u-hook')).toMatchObject({ douyinRemaining: 4 }); // fresh: no read
+    const message = await storeWebhookMessage(s.db, {
+      msgId: 'm-hook',
+      event: 'service_market_order',
+      body: '{}',
+    });
+    await recordOrder(
+      s.db,
+      message.id,
+      {
+        orderId: 'O-hook',
+        openId: 'u-hook',
+        orderEvent: 1,
+        serviceId: 's1',
+        serviceModeId: 'm1',
+        remainServiceTimes: 5,
+        effectiveTime: null,
+        expireTime: null,
+        logId: null,
+      },
+      new Date(),
+    );
     expect(await balanceJson(s, 'u-hook')).toMatchObject({
       douyinRemaining: 9,
-      source: 'webhook',
+      source: 'purchase_list',
       available: 9,
+    });
+  });
+
+  it('counts a dead batch as charged (its outcome is unknown)', async () => {
+    sim.setBalance({ openId: 'u-dead', serviceId: 's1', serviceModeId: 'm1', remaining: 10 });
+    await balanceJson(s, 'u-dead');
+    const keyId = await addEvents('u-dead', [4]);
+    const { batch } = await formBatch(s.db, {
+      keyId,
+      outTradeNo: `B-dead-${Date.now()}`,
+      maxEvents: 10,
+      maxCount: 100,
+      deadlineSec: 60,
+    });
+    await settleBatch(s.db, null, batch!.id, { status: 'dead', reason: 'test' });
+    expect(await balanceJson(s, 'u-dead')).toMatchObject({
+      douyinRemaining: 10,
+      chargedSince: 4,
+      available: 6,
     });
   });
 

@@ -4,11 +4,11 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DouyinMarketClient } from '../../src/douyin/index.js';
 import { registry } from '../../src/metrics.js';
 import { processWebhookMessages } from '../../src/orders/process-webhook-messages.js';
 import { startSimulator } from '../../src/simulator/index.js';
-import { redisUrl, uniquePrefix } from '../support/services.js';
+import { simulatorClient } from '../support/douyin.js';
+import { redisUrl } from '../support/services.js';
 import { API_KEY, startTestServer, type TestServer } from './helpers.js';
 
 const SECRET = 'webhook-test-secret';
@@ -88,7 +88,7 @@ describe('POST /webhooks/douyin', () => {
     expect((await post(body, {})).status).toBe(401);
   });
 
-  it('stores a signed order once per Msg-Id, raw, and processes it into an order and a balance snapshot', async () => {
+  it('stores a signed order once per Msg-Id, raw, and processes it into an order', async () => {
     const body = orderBody({ orderId: 'O-1', openId: 'u-order', remaining: 42 });
     const headers = { 'msg-id': 'm-order-1', 'x-douyin-signature': sign(body).toUpperCase() };
     const first = await post(body, headers);
@@ -114,10 +114,8 @@ describe('POST /webhooks/douyin', () => {
         logId: 'log-O-1',
       },
     ]);
-    const snapshots = await s.db.balanceSnapshot.findMany({ where: { openId: 'u-order' } });
-    expect(snapshots).toMatchObject([
-      { serviceId: 'svc-w', serviceModeId: 'mode-w', isTestEnv: false, remaining: 42, source: 'webhook' },
-    ]);
+    // An order is not a balance (one order's snapshot, delivered out of order): none is recorded.
+    expect(await s.db.balanceSnapshot.count({ where: { openId: 'u-order' } })).toBe(0);
     expect(
       (await s.db.douyinWebhookMessage.findFirstOrThrow({ where: { msgId: 'm-order-1' } })).processedAt,
     ).not.toBeNull();
@@ -161,6 +159,62 @@ describe('POST /webhooks/douyin', () => {
     expect(await s.db.douyinOrder.count({ where: { openId: 'u-x' } })).toBe(0);
   });
 
+  it('records an order event once, whatever carried it: a copy sent again under a new Msg-Id adds no order', async () => {
+    const body = orderBody({ orderId: 'O-copy', openId: 'u-copy', remaining: 99 });
+    for (const msgId of ['m-copy-1', 'm-copy-2'])
+      expect((await post(body, { 'msg-id': msgId, 'x-douyin-signature': sign(body) })).status).toBe(200);
+    await processWebhookMessages(s.db);
+    await expect
+      .poll(() =>
+        s.db.douyinWebhookMessage.count({ where: { msgId: { startsWith: 'm-copy-' }, processedAt: null } }),
+      )
+      .toBe(0);
+    expect(await s.db.douyinWebhookMessage.count({ where: { msgId: { startsWith: 'm-copy-' } } })).toBe(2);
+    expect(await s.db.douyinOrder.count({ where: { orderId: 'O-copy' } })).toBe(1);
+  });
+
+  it('stores one message when the same Msg-Id arrives several times at once', async () => {
+    const body = orderBody({ orderId: 'O-race', openId: 'u-race' });
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => post(body, { 'msg-id': 'm-race', 'x-douyin-signature': sign(body) })),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(200));
+    const duplicates = await Promise.all(answers.map(async (a) => (await a.json()).duplicate));
+    expect(duplicates.filter((d) => d === false)).toHaveLength(1);
+    expect(await s.db.douyinWebhookMessage.count({ where: { msgId: 'm-race' } })).toBe(1);
+  });
+
+  it('a message the ledger refuses is marked with why and holds up none after it', async () => {
+    await s.db.$executeRawUnsafe(`CREATE OR REPLACE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.order_id = 'O-poison' THEN RAISE EXCEPTION 'test: refused'; END IF; RETURN NEW; END $$`);
+    await s.db.$executeRawUnsafe(
+      `CREATE TRIGGER refuse_poison BEFORE INSERT ON douyin_order FOR EACH ROW EXECUTE FUNCTION refuse_poison()`,
+    );
+    try {
+      for (const orderId of ['O-poison', 'O-after']) {
+        const body = orderBody({ orderId, openId: 'u-poison' });
+        expect(
+          (await post(body, { 'msg-id': `m-${orderId}`, 'x-douyin-signature': sign(body) })).status,
+        ).toBe(200);
+      }
+      await processWebhookMessages(s.db);
+      await expect
+        .poll(() =>
+          s.db.douyinWebhookMessage.count({
+            where: { msgId: { in: ['m-O-poison', 'm-O-after'] }, processedAt: null },
+          }),
+        )
+        .toBe(0);
+      const poison = await s.db.douyinWebhookMessage.findFirstOrThrow({ where: { msgId: 'm-O-poison' } });
+      expect(poison.error).toMatch(/not recorded: .*test: refused/);
+      expect(
+        (await s.db.douyinOrder.findMany({ where: { openId: 'u-poison' } })).map((o) => o.orderId),
+      ).toEqual(['O-after']);
+    } finally {
+      await s.db.$executeRawUnsafe('DROP TRIGGER refuse_poison ON douyin_order');
+    }
+  });
+
   it('refuses a body over 64 KiB and a signed body that is not JSON, storing neither', async () => {
     const before = (await messages()).length;
     const big = JSON.stringify({ event: 'x', pad: 'a'.repeat(70 * 1024) });
@@ -190,19 +244,26 @@ describe('POST /webhooks/douyin', () => {
 });
 
 describe('the simulator and the server, end to end', () => {
-  it('a purchase made on the simulator reaches the server as a signed order and a balance snapshot', async () => {
-    const server = await startTestServer({ label: 'webhook_e2e', douyinClientSecret: 'sim-client-secret' });
-    const sim = await startSimulator({ webhookUrl: `${server.url}/webhooks/douyin` });
+  it('a purchase made on the simulator reaches the server as a signed order, and the balance reads it', async () => {
+    const sim = await startSimulator();
     const redis = new Redis(redisUrl());
-    const client = new DouyinMarketClient({
-      baseUrl: sim.url,
-      clientKey: 'sim-client-key',
-      clientSecret: 'sim-client-secret',
-      redis,
-      redisPrefix: uniquePrefix('webhook-e2e'),
+    const client = simulatorClient(sim, redis, 'webhook-e2e');
+    const server = await startTestServer({
+      label: 'webhook_e2e',
+      douyinClientSecret: 'sim-client-secret',
+      douyin: client,
     });
+    sim.setSettings({ webhookUrl: `${server.url}/webhooks/douyin` });
+    const balance = async () =>
+      (
+        await fetch(`${server.url}/v1/users/u-e2e/balance?serviceId=s1&serviceModeId=m1`, {
+          headers: { authorization: `Bearer ${API_KEY}` },
+        })
+      ).json();
     try {
       expect(await sim.verifyWebhook()).toMatchObject({ ok: true });
+      sim.setBalance({ openId: 'u-e2e', serviceId: 's1', serviceModeId: 'm1', remaining: 0 });
+      expect(await balance()).toMatchObject({ douyinRemaining: 0, source: 'purchase_list' });
       await client.insertPurchaseInfo({
         openId: 'u-e2e',
         serviceId: 's1',
@@ -219,16 +280,14 @@ describe('the simulator and the server, end to end', () => {
         serviceModeId: 'm1',
         remainServiceTimes: 12,
       });
-      const res = await fetch(`${server.url}/v1/users/u-e2e/balance?serviceId=s1&serviceModeId=m1&cached=1`, {
-        headers: { authorization: `Bearer ${API_KEY}` },
-      });
-      expect(await res.json()).toMatchObject({ douyinRemaining: 12, source: 'webhook', available: 12 });
+      // The snapshot of 0 is fresh, but older than the order: the balance reads Douyin again.
+      expect(await balance()).toMatchObject({ douyinRemaining: 12, source: 'purchase_list', available: 12 });
       expect(sim.state().webhooks).toMatchObject({ sent: 1, delivered: 1, failed: 0 });
     } finally {
+      await server.close();
       await client.close();
       await sim.close();
       redis.disconnect();
-      await server.close();
     }
   });
 });
