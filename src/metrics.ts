@@ -61,7 +61,7 @@ export const straySuccessTotal = new Counter({
 
 export const webhookMessagesTotal = new Counter({
   name: 'um_douyin_webhook_messages_total',
-  help: 'Douyin webhook requests, by result (stored, duplicate, challenge; refused: signature_missing, signature_invalid, not_configured)',
+  help: 'Douyin webhook requests, by result (stored, duplicate, challenge; refused: signature_missing, signature_invalid, not_configured, malformed)',
   labelNames: ['result'] as const,
   registers: [registry],
 });

@@ -416,6 +416,9 @@ export function douyinReadLimiter(config: Config, redis: Redis): RateLimiter {
     redis,
     key: `${config.REDIS_PREFIX}:douyin:ratelimit:reads`,
     qps: Math.max(1, Math.floor(config.DOUYIN_QPS * config.DOUYIN_READ_QPS_SHARE)),
+    // Reads have short deadlines (a balance waits 3 s): booking a slot further out
+    // than this would waste it when the caller gives up; beyond it they wait unbooked.
+    maxReserveMs: 1_000,
   });
 }
 

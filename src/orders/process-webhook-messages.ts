@@ -65,10 +65,10 @@ export class WebhookProcessor {
 
   private stopped = false;
 
+  /** Passes every intervalMs (the first one interval after start: a starting server adds no query). */
   start(): void {
     this.timer = setInterval(() => this.kick(), this.intervalMs);
     this.timer.unref();
-    this.kick();
   }
 
   /** Processes soon; a kick during a pass makes one more pass after it. */

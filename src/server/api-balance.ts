@@ -31,6 +31,9 @@ export function balanceView(b: Balance) {
 }
 
 export function registerBalanceRoutes(app: FastifyInstance, d: BalanceDeps): void {
+  // Concurrent questions about one key share one answer: an app asking before every
+  // use must not cost one purchase-list read per request while the snapshot is stale.
+  const inFlight = new Map<string, Promise<Balance>>();
   app.get(
     '/v1/users/:openId/balance',
     {
@@ -46,12 +49,17 @@ export function registerBalanceRoutes(app: FastifyInstance, d: BalanceDeps): voi
     async (req) => {
       const { openId } = parseOr400(openIdPath, req.params, 'openId');
       const q = parseOr400(balanceQuery, req.query, 'query');
-      const balance = await balanceOf(
-        d.db,
-        { openId, serviceId: q.serviceId, serviceModeId: q.serviceModeId, isTestEnv: q.isTestEnv },
-        { maxAgeSec: d.maxAgeSec, cached: q.cached, douyin: d.douyin },
-      );
-      return balanceView(balance);
+      const key = JSON.stringify([openId, q.serviceId, q.serviceModeId, q.isTestEnv, q.cached]);
+      let balance = inFlight.get(key);
+      if (!balance) {
+        balance = balanceOf(
+          d.db,
+          { openId, serviceId: q.serviceId, serviceModeId: q.serviceModeId, isTestEnv: q.isTestEnv },
+          { maxAgeSec: d.maxAgeSec, cached: q.cached, douyin: d.douyin },
+        ).finally(() => inFlight.delete(key));
+        inFlight.set(key, balance);
+      }
+      return balanceView(await balance);
     },
   );
 }

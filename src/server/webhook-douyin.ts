@@ -53,6 +53,7 @@ export function registerDouyinWebhook(app: FastifyInstance, d: WebhookDeps): voi
         if (raw.includes(0)) throw new Error('NUL byte');
         body = JSON.parse(raw.toString('utf8'));
       } catch {
+        webhookMessagesTotal.inc({ result: 'malformed' });
         return reply.code(400).send(errorBody('malformed_json', 'the body is not JSON'));
       }
       const message = parseWebhookMessage(body);

@@ -209,6 +209,15 @@ describe('GET /v1/users/:openId/balance', () => {
     }
   });
 
+  it('concurrent questions about one stale key cost one purchase-list read', async () => {
+    sim.setBalance({ openId: 'u-many', serviceId: 's1', serviceModeId: 'm1', remaining: 7 });
+    const listCalls = () => sim.state().calls.byPath['/market/service/user/purchase/list/'] ?? 0;
+    const before = listCalls();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => balanceJson(s, 'u-many')));
+    expect(answers.map((a) => a.douyinRemaining)).toEqual(Array(8).fill(7));
+    expect(listCalls() - before).toBe(1);
+  });
+
   it('needs an API key and valid parameters', async () => {
     expect((await balance(s, 'u-bal', '', 'Bearer wrong')).status).toBe(401);
     expect((await balance(s, 'u-bal', '', '')).status).toBe(401);
