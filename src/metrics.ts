@@ -65,3 +65,9 @@ export const webhookMessagesTotal = new Counter({
   labelNames: ['result'] as const,
   registers: [registry],
 });
+
+export const balanceDriftKeys = new Gauge({
+  name: 'um_balance_drift_keys',
+  help: "Keys whose latest reconciliation found Douyin's remaining times differ from what the ledger expected (set by the worker's periodic run)",
+  registers: [registry],
+});

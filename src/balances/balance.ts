@@ -94,7 +94,7 @@ export async function balanceOf(db: Sql, key: BalanceKey, o: BalanceOptions): Pr
  * remaining times as a snapshot. Its time is taken before the request leaves, so
  * a batch settled while the read was out counts as charged after it (the low side).
  */
-async function readPurchaseList(
+export async function readPurchaseList(
   db: Sql,
   key: BalanceKey,
   douyin: PurchaseListReader,

@@ -13,6 +13,7 @@ const usage = `usage: npm run cli -- <command>
   batches replay ID | --all-dead
   batches resolve ID --as charged|uncharged
   balance --open-id U --service-id S --service-mode-id M [--test-env] [--cached]
+  reconcile [--open-id X] [--since-sec N] [--json]
   status
 `;
 
@@ -31,6 +32,9 @@ switch (group) {
     break;
   case 'balance':
     code = await (await import('./balance.js')).runBalanceCommand(rest);
+    break;
+  case 'reconcile':
+    code = await (await import('./reconcile.js')).runReconcileCommand(rest);
     break;
   case 'status':
     code = await (await import('./status.js')).runStatusCommand(rest);

@@ -4,7 +4,9 @@ import { hostname } from 'node:os';
 import { type Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { Reconciler } from '../balances/reconciler.js';
 import type { Config } from '../config.js';
+import { douyinReadLimiter } from '../douyin/client.js';
 import { createDouyinClientFromConfig, douyinRateLimiter } from '../douyin/index.js';
 import { createPgLedger } from '../ledger/pg-ledger.js';
 import { douyinCallDuration, rateLimitWait } from '../metrics.js';
@@ -156,6 +158,26 @@ export async function startMeterWorker({
     });
   }
 
+  // Reconciliation reads take the reads' share of the QPS, like the server's.
+  const reads = douyinReadLimiter(config, redis);
+  const reconciler =
+    config.METER_RECONCILE_INTERVAL_SEC > 0
+      ? new Reconciler({
+          db,
+          redis,
+          prefix,
+          douyin: {
+            getUserServicePurchaseList: async (input, opts) => {
+              await reads.acquire(opts?.signal);
+              return api.getUserServicePurchaseList(input, opts);
+            },
+          },
+          intervalMs: config.METER_RECONCILE_INTERVAL_SEC * 1000,
+          logger,
+        })
+      : undefined;
+  reconciler?.start();
+
   const sweeper = new Sweeper({
     db,
     redis,
@@ -175,6 +197,7 @@ export async function startMeterWorker({
     workerId,
     async close() {
       await sweeper.stop();
+      await reconciler?.stop();
       await Promise.all([eventsWorker.close(), chargeWorker.close()]);
       await queues.close();
       if (!givenApi) await (api as { close?: () => Promise<void> }).close?.();

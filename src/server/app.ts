@@ -19,6 +19,7 @@ import { WebhookProcessor } from '../orders/process-webhook-messages.js';
 import { createQueues } from '../queue/queues.js';
 import { registerActionRoutes } from './api-actions.js';
 import { registerBalanceRoutes } from './api-balance.js';
+import { registerDriftRoutes } from './api-drift.js';
 import { registerOrderRoutes } from './api-orders.js';
 import { registerReadRoutes } from './api-read.js';
 import { registerRejectedRoutes } from './api-rejected.js';
@@ -193,6 +194,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       registerActionRoutes(api, deps);
       registerRejectedRoutes(api, deps);
       registerOrderRoutes(api, deps.db);
+      registerDriftRoutes(api, deps.db);
     },
     { prefix: '/api' },
   );

@@ -8,12 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DouyinMarketClient } from '../../src/douyin/index.js';
 import { BalanceRequestError, createBalanceClient } from '../../src/index.js';
 import { formBatch, settleBatch } from '../../src/ledger/batches.js';
-import { insertEvents } from '../../src/ledger/events.js';
 import { upsertKeys } from '../../src/ledger/keys.js';
 import { recordOrder } from '../../src/ledger/orders.js';
 import { storeWebhookMessage } from '../../src/ledger/webhook-messages.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
-import { simulatorClient } from '../support/douyin.js';
+import { chargePending, simulatorClient } from '../support/douyin.js';
+import { addEvents as addLedgerEvents } from '../support/ledger.js';
 import { redisUrl } from '../support/services.js';
 import { API_KEY, repoRoot, startTestServer, type TestServer } from './helpers.js';
 
@@ -55,39 +55,12 @@ const balanceJson = async (server: TestServer, openId: string, query = '') => {
 async function addEvents(openId: string, counts: number[]): Promise<number> {
   const ids = await upsertKeys(s.db, [{ openId, serviceId: 's1', serviceModeId: 'm1', isTestEnv: false }]);
   const keyId = [...ids.values()][0]!;
-  await insertEvents(
-    s.db,
-    counts.map((count, i) => ({
-      eventId: `${openId}-${Date.now()}-${i}`,
-      keyId,
-      count,
-      occurredAt: null,
-      enqueuedAt: null,
-      attributes: null,
-    })),
-  );
+  await addLedgerEvents(s.db, keyId, counts, openId);
   return keyId;
 }
 
-/** Charges the key's pending uses as the worker would: a batch, Douyin's deduction, the batch settled. */
-async function charge(openId: string, keyId: number): Promise<number> {
-  const { batch } = await formBatch(s.db, {
-    keyId,
-    outTradeNo: `B-${openId}-${Date.now()}`,
-    maxEvents: 1_000,
-    maxCount: 1_000_000,
-    deadlineSec: 60,
-  });
-  await client.decrUserRemainTimes({
-    openId,
-    serviceId: 's1',
-    serviceModeId: 'm1',
-    count: batch!.count,
-    outTradeNo: batch!.outTradeNo,
-  });
-  await settleBatch(s.db, null, batch!.id, { status: 'charged' });
-  return batch!.count;
-}
+const charge = (openId: string, keyId: number) =>
+  chargePending(s.db, client, { id: keyId, openId, serviceId: 's1', serviceModeId: 'm1' });
 
 describe('GET /v1/users/:openId/balance', () => {
   it('reads the purchase list when it knows nothing, then subtracts pending and charged uses', async () => {

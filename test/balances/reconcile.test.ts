@@ -1,0 +1,151 @@
+// Reconciliation (src/balances/reconcile.ts, the CLI, the operators' API): Douyin's
+// remaining times against what the ledger expects from the previous snapshot. A
+// deduction made outside the meter shows as drift of exactly that many uses; the
+// meter's own charges show none; nothing is corrected.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reconcileKey } from '../../src/balances/reconcile.js';
+import { Reconciler } from '../../src/balances/reconciler.js';
+import type { DouyinMarketClient } from '../../src/douyin/index.js';
+import { upsertKeys } from '../../src/ledger/keys.js';
+import { createLogger } from '../../src/logger.js';
+import { registry } from '../../src/metrics.js';
+import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
+import { repoRoot, startTestServer, type TestServer } from '../server/helpers.js';
+import { chargePending, simulatorClient } from '../support/douyin.js';
+import { addEvents } from '../support/ledger.js';
+import { redisUrl, uniquePrefix } from '../support/services.js';
+
+let sim: RunningSimulator;
+let redis: Redis;
+let client: DouyinMarketClient;
+let s: TestServer;
+beforeAll(async () => {
+  sim = await startSimulator();
+  redis = new Redis(redisUrl());
+  client = simulatorClient(sim, redis, 'reconcile');
+  s = await startTestServer({ label: 'reconcile', douyin: client });
+});
+afterAll(async () => {
+  await s?.close();
+  await client?.close();
+  await sim?.close();
+  redis?.disconnect();
+});
+
+const key = (openId: string) => ({ openId, serviceId: 's1', serviceModeId: 'm1', isTestEnv: false });
+
+/** The meter charges `counts` for the user: events, then a batch charged as the worker would. */
+async function meterCharges(openId: string, counts: number[]): Promise<void> {
+  const id = [...(await upsertKeys(s.db, [key(openId)])).values()][0]!;
+  await addEvents(s.db, id, counts, openId);
+  await chargePending(s.db, client, { id, ...key(openId) });
+}
+
+describe('reconciliation', () => {
+  it('finds a deduction made outside the meter as drift of exactly its uses, and none for the meter’s own', async () => {
+    sim.setBalance({ ...key('u-rec'), remaining: 20 });
+    expect(await reconcileKey(s.db, client, key('u-rec'))).toMatchObject({
+      status: 'baseline',
+      remaining: 20,
+    });
+
+    await meterCharges('u-rec', [2, 1]);
+    const clean = await reconcileKey(s.db, client, key('u-rec'));
+    expect(clean).toMatchObject({
+      status: 'checked',
+      drift: { previousRemaining: 20, charged: 3, expected: 17, actual: 17, drift: 0 },
+    });
+
+    await meterCharges('u-rec', [4]);
+    // Someone deducts 2 with the CLI's `douyin decr`, outside the meter.
+    await client.decrUserRemainTimes({ ...key('u-rec'), count: 2, outTradeNo: 'OUTSIDE-1' });
+    const drift = await reconcileKey(s.db, client, key('u-rec'));
+    expect(drift).toMatchObject({
+      status: 'checked',
+      drift: { previousRemaining: 17, charged: 4, expected: 13, actual: 11, drift: -2, uncertain: 0 },
+    });
+    if (drift.status !== 'checked') throw new Error('expected a check');
+    expect(drift.drift.evidence.charged).toEqual([expect.objectContaining({ count: 4, status: 'charged' })]);
+
+    // Nothing was corrected: the ledger's batches are as they were; the finding is kept.
+    expect(await s.db.chargeBatch.count({ where: { key: { openId: 'u-rec' } } })).toBe(2);
+    const res = await s.api('/api/drift');
+    expect(res.status).toBe(200);
+    expect((await res.json()).items).toEqual([
+      expect.objectContaining({ openId: 'u-rec', drift: -2, expected: 13, actual: 11 }),
+    ]);
+  });
+
+  it('skips test mode, and reports a read it could not make', async () => {
+    expect(await reconcileKey(s.db, client, { ...key('u-test'), isTestEnv: true })).toEqual({
+      key: { ...key('u-test'), isTestEnv: true },
+      status: 'skipped_test_env',
+    });
+    sim.setFaults({ http5xxRate: 1 });
+    try {
+      expect(await reconcileKey(s.db, client, key('u-rec'))).toMatchObject({ status: 'failed' });
+    } finally {
+      sim.setFaults({ http5xxRate: 0 });
+    }
+  });
+
+  it('the CLI reconciles a user’s keys and prints the drift', async () => {
+    sim.setBalance({ ...key('u-cli'), remaining: 9 });
+    await meterCharges('u-cli', [1]); // Douyin 8; the meter knows no snapshot yet
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      DATABASE_URL: s.databaseUrl,
+      REDIS_URL: redisUrl(),
+      REDIS_PREFIX: uniquePrefix('reconcile-cli'),
+      DOUYIN_BASE_URL: sim.url,
+      DOUYIN_CLIENT_KEY: 'sim-client-key',
+      DOUYIN_CLIENT_SECRET: 'sim-client-secret',
+    };
+    const run = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'reconcile', ...args], {
+        cwd: repoRoot,
+        env,
+      });
+    expect((await run('--open-id', 'u-cli')).stdout).toMatch(/u-cli s1\/m1: first snapshot \(8\)/);
+    await client.decrUserRemainTimes({ ...key('u-cli'), count: 3, outTradeNo: 'OUTSIDE-CLI' });
+    const out = JSON.parse((await run('--open-id', 'u-cli', '--json')).stdout);
+    expect(out).toEqual([
+      expect.objectContaining({ status: 'checked', drift: expect.objectContaining({ drift: -3 }) }),
+    ]);
+    await expect(run('--since-sec', 'soon')).rejects.toMatchObject({ code: 2 });
+  });
+
+  it('the workers’ periodic run takes the keys active since the last run, one process a turn, and counts the drifting keys', async () => {
+    sim.setBalance({ ...key('u-periodic'), remaining: 30 });
+    await reconcileKey(s.db, client, key('u-periodic')); // baseline 30
+    await meterCharges('u-periodic', [5]);
+    await client.decrUserRemainTimes({ ...key('u-periodic'), count: 1, outTradeNo: 'OUTSIDE-P' });
+    const prefix = uniquePrefix('reconciler');
+    const make = () =>
+      new Reconciler({
+        db: s.db,
+        redis,
+        prefix,
+        douyin: client,
+        intervalMs: 60_000,
+        logger: createLogger({ level: 'silent' }),
+      });
+    const [a, b] = [make(), make()];
+    const counts = await Promise.all([a.run(), b.run()]);
+    expect(counts.filter((n) => n > 0)).toHaveLength(1); // one process had the turn
+    const latest = await s.db.balanceDrift.findFirstOrThrow({
+      where: { openId: 'u-periodic' },
+      orderBy: { id: 'desc' },
+    });
+    expect(latest).toMatchObject({ expected: 25, actual: 24, drift: -1 });
+    const gauge = (await registry.getSingleMetric('um_balance_drift_keys')!.get()).values[0]!.value;
+    // u-rec and u-cli were active too and checked again: nothing new since their last check.
+    expect(gauge).toBe(1);
+    expect((await (await s.api('/api/drift')).json()).items.map((d: { openId: string }) => d.openId)).toEqual(
+      ['u-periodic'],
+    );
+  });
+});
