@@ -39,8 +39,8 @@ export const configSchema = z.object({
   DOUYIN_READ_QPS_SHARE: z.coerce.number().min(0.01).max(1).default(0.2),
   /** A balance's Douyin snapshot older than this is read again from the purchase list first. */
   METER_BALANCE_MAX_AGE_SEC: int(300, 0, 86_400 * 30),
-  /** Workers reconcile the keys active since the last run this often (0: never; the CLI still can). */
-  METER_RECONCILE_INTERVAL_SEC: int(3_600, 0, 86_400 * 30),
+  /** Workers reconcile the keys active since the last run this often (0: never; the CLI still can). At most ~23 days (a timer's limit). */
+  METER_RECONCILE_INTERVAL_SEC: int(3_600, 0, 2_000_000),
   /**
    * How long Douyin remembers an out_trade_no (one month). Past it the same call
    * deducts again, so nothing re-sends a batch whose first attempt is older than

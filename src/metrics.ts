@@ -68,6 +68,6 @@ export const webhookMessagesTotal = new Counter({
 
 export const balanceDriftKeys = new Gauge({
   name: 'um_balance_drift_keys',
-  help: "Keys whose latest reconciliation found Douyin's remaining times differ from what the ledger expected (set by the worker's periodic run)",
+  help: "Keys whose drift since their first reconciliation is not 0 (Douyin's remaining times against the ledger's expectation); every worker sets it from the database",
   registers: [registry],
 });

@@ -99,6 +99,7 @@ export async function readPurchaseList(
   key: BalanceKey,
   douyin: PurchaseListReader,
   timeoutMs: number,
+  source: 'purchase_list' | 'reconcile' = 'purchase_list',
 ): Promise<Snapshot> {
   // The database's clock, the one batches are settled by.
   const asOf = (await db.$queryRaw<{ now: Date }[]>`SELECT now() AS now`)[0]!.now;
@@ -109,7 +110,7 @@ export async function readPurchaseList(
   const remaining = (r.purchaseInfoList as { serviceModeId?: string; remainServiceTimes?: number }[])
     .filter((p) => p.serviceModeId === key.serviceModeId)
     .reduce((sum, p) => sum + (p.remainServiceTimes ?? 0), 0);
-  const snapshot: Snapshot = { remaining, asOf, source: 'purchase_list' };
+  const snapshot: Snapshot = { remaining, asOf, source };
   await recordSnapshot(db, key, snapshot);
   return snapshot;
 }

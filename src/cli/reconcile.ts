@@ -2,7 +2,7 @@
 // remaining times against what the ledger expects, per key (src/balances/reconcile.ts).
 // Without --open-id: the keys with a batch settled in the last --since-sec seconds
 // (default METER_RECONCILE_INTERVAL_SEC, or an hour). Nothing is corrected.
-// Exit codes: 0 done (drift or not), 1 a key could not be read, 2 bad usage or configuration.
+// Exit codes: 0 done (drift or not), 1 a key could not be read (or was busy), 2 bad usage or configuration.
 import { parseArgs } from 'node:util';
 import { type Reconciled, reconcileKeys } from '../balances/reconcile.js';
 import { createDouyinClientFromConfig } from '../douyin/client.js';
@@ -45,11 +45,12 @@ export async function runReconcileCommand(args: string[]): Promise<number> {
       const keys = openId?.success
         ? await keysOfUser(db, openId.data)
         : await keysActiveSince(db, since, MAX_KEYS);
-      const results = await reconcileKeys(db, douyin, keys);
+      const results = await reconcileKeys(db, douyin, keys, { owner: 'cli:reconcile' });
+      if (keys.length === 0) process.stderr.write('no keys to reconcile\n');
       process.stdout.write(
         values.json ? `${JSON.stringify(results, null, 2)}\n` : results.map(line).join(''),
       );
-      return results.some((r) => r.status === 'failed') ? 1 : 0;
+      return results.some((r) => r.status === 'failed' || r.status === 'busy') ? 1 : 0;
     } finally {
       await douyin.close();
     }
@@ -61,12 +62,14 @@ function line(r: Reconciled): string {
   switch (r.status) {
     case 'checked': {
       const d = r.drift;
-      return `${k}: drift ${d.drift} (Douyin ${d.actual}, expected ${d.expected} = ${d.previousRemaining} at ${d.previousAsOf.toISOString()} − ${d.charged} charged; ${d.uncertain} uncertain, ${d.evidence.orders.length} orders in between)\n`;
+      return `${k}: drift ${d.drift}, ${d.cumulativeDrift} since the first check (Douyin ${d.actual}, expected ${d.expected} = ${d.previousRemaining} at ${d.previousAsOf.toISOString()} − ${d.charged} charged; ${d.uncertain} uncertain, ${d.evidence.orders.length} orders in between)\n`;
     }
     case 'baseline':
       return `${k}: first snapshot (${r.remaining}); compared from the next check on\n`;
     case 'skipped_test_env':
       return `${k}: skipped (test mode)\n`;
+    case 'busy':
+      return `${k}: busy (a charge run holds it); try again\n`;
     case 'failed':
       return `${k}: could not read Douyin: ${r.error}\n`;
   }

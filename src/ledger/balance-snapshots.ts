@@ -13,7 +13,8 @@ export interface BalanceKey {
 export interface Snapshot {
   remaining: number;
   asOf: Date;
-  source: 'webhook' | 'purchase_list';
+  /** reconcile: a purchase-list read made by reconciliation, the base of its next check. */
+  source: 'webhook' | 'purchase_list' | 'reconcile';
 }
 
 export async function recordSnapshot(db: Sql, k: BalanceKey, s: Snapshot): Promise<void> {
@@ -22,12 +23,16 @@ export async function recordSnapshot(db: Sql, k: BalanceKey, s: Snapshot): Promi
     VALUES (${k.openId}, ${k.serviceId}, ${k.serviceModeId}, ${k.isTestEnv}, ${s.remaining}, ${s.asOf}, ${s.source})`;
 }
 
-/** The key's newest snapshot, if any. */
-export async function latestSnapshot(db: Sql, k: BalanceKey): Promise<Snapshot | undefined> {
+/** The key's newest snapshot (of that source, if given), if any. */
+export async function latestSnapshot(
+  db: Sql,
+  k: BalanceKey,
+  source?: Snapshot['source'],
+): Promise<Snapshot | undefined> {
   const rows = await db.$queryRaw<Snapshot[]>`
     SELECT remaining, as_of AS "asOf", source FROM balance_snapshot
     WHERE open_id = ${k.openId} AND service_id = ${k.serviceId} AND service_mode_id = ${k.serviceModeId}
-      AND is_test_env = ${k.isTestEnv}
+      AND is_test_env = ${k.isTestEnv} AND (${source ?? null}::text IS NULL OR source = ${source ?? null}::text)
     ORDER BY as_of DESC, id DESC LIMIT 1`;
   return rows[0];
 }

@@ -50,6 +50,42 @@ export async function chargedUsesSince(db: Sql, keyId: number, since: Date): Pro
   return rows[0]!.uses;
 }
 
+export interface UsageBucket {
+  /** The bucket's start (UTC). */
+  start: Date;
+  keyId: number;
+  /** Uses of the events that reached the ledger in the bucket. */
+  accepted: number;
+  charged: number;
+  overage: number;
+  insufficient: number;
+  dead: number;
+  /** Not charged yet (pending, or in a batch not settled yet). */
+  waiting: number;
+}
+
+/** The keys' uses per hour or day (UTC) of arrival, by what became of them, oldest first. */
+export async function usageBuckets(
+  db: Sql,
+  keyIds: number[],
+  from: Date,
+  to: Date,
+  granularity: 'hour' | 'day',
+): Promise<UsageBucket[]> {
+  if (keyIds.length === 0) return [];
+  return db.$queryRaw<UsageBucket[]>`
+    SELECT date_trunc(${granularity}, e.received_at, 'UTC') AS start, e.key_id AS "keyId",
+           sum(e.count)::int AS accepted,
+           coalesce(sum(e.count) FILTER (WHERE e.status = 'charged'), 0)::int AS charged,
+           coalesce(sum(e.count) FILTER (WHERE e.status = 'overage'), 0)::int AS overage,
+           coalesce(sum(e.count) FILTER (WHERE e.status = 'insufficient'), 0)::int AS insufficient,
+           coalesce(sum(e.count) FILTER (WHERE e.status = 'dead'), 0)::int AS dead,
+           coalesce(sum(e.count) FILTER (WHERE e.status IN ('pending', 'batched')), 0)::int AS waiting
+    FROM usage_event_status e
+    WHERE e.key_id = ANY(${keyIds}::int[]) AND e.received_at >= ${from} AND e.received_at < ${to}
+    GROUP BY 1, 2 ORDER BY 1, 2`;
+}
+
 /** Age in seconds of the oldest event not yet in a batch, null when none is pending. */
 export async function oldestPendingEventAgeSec(db: Sql): Promise<number | null> {
   const rows = await db.$queryRaw<{ age: number | null }[]>`

@@ -173,6 +173,7 @@ export async function startMeterWorker({
             },
           },
           intervalMs: config.METER_RECONCILE_INTERVAL_SEC * 1000,
+          workerId,
           logger,
         })
       : undefined;

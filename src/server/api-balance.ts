@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { type Balance, balanceOf, type PurchaseListReader } from '../balances/balance.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { ApiKeys } from './auth.js';
-import { HttpError, parseOr400 } from './errors.js';
+import { parseOr400 } from './errors.js';
 import { identifier, openIdPath } from './params.js';
 
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -37,14 +37,7 @@ export function registerBalanceRoutes(app: FastifyInstance, d: BalanceDeps): voi
   app.get(
     '/v1/users/:openId/balance',
     {
-      onRequest: async (req) => {
-        if (!d.apiKeys.check(req.headers.authorization))
-          throw new HttpError(
-            401,
-            'unauthorized',
-            'a valid API key is required: Authorization: Bearer <key>',
-          );
-      },
+      onRequest: d.apiKeys.required,
     },
     async (req) => {
       const { openId } = parseOr400(openIdPath, req.params, 'openId');

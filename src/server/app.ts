@@ -23,6 +23,7 @@ import { registerDriftRoutes } from './api-drift.js';
 import { registerOrderRoutes } from './api-orders.js';
 import { registerReadRoutes } from './api-read.js';
 import { registerRejectedRoutes } from './api-rejected.js';
+import { registerUsageRoutes } from './api-usage.js';
 import { registerUserRoutes } from './api-users.js';
 import { ApiKeys, Operators, type SessionOptions, SessionSigner } from './auth.js';
 import type { OperatorDouyinApi } from './douyin-api.js';
@@ -66,6 +67,8 @@ export interface ServerDeps {
   balanceMaxAgeSec?: number;
   /** DOUYIN_CLIENT_SECRET: the key of Douyin's webhook signatures. Without it the webhook answers 503. */
   douyinClientSecret?: string;
+  /** How long a /readyz result is reused, ms. Default 1000. */
+  readyCacheMs?: number;
   /** Time each /readyz check may take, ms. Default 1000. */
   readyTimeoutMs?: number;
   /** The queue/ledger gauges of /metrics are refreshed at most this often, ms. Default 2000. */
@@ -150,6 +153,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     queues,
     logger,
     readyTimeoutMs: deps.readyTimeoutMs,
+    readyCacheMs: deps.readyCacheMs,
     metricsRefreshMs: deps.metricsRefreshMs,
   });
   const apiKeys = new ApiKeys(deps.apiKeys);
@@ -159,6 +163,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     douyin: deps.douyin,
     maxAgeSec: deps.balanceMaxAgeSec ?? 300,
   });
+  registerUsageRoutes(app, { db: deps.db, apiKeys });
   registerIngestRoutes(app, {
     apiKeys,
     ingestor,

@@ -3,6 +3,7 @@
 // comparison is constant-time over fixed-length digests, so neither the length nor
 // a matching prefix of a guess shows in the response time.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { HttpError } from './errors.js';
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
@@ -61,6 +62,12 @@ export function parseBasic(header: string | undefined): { user: string; password
 /** Producers' API keys. */
 export class ApiKeys {
   constructor(private readonly keys: readonly string[]) {}
+
+  /** An onRequest hook refusing (401) a request without one of the keys: the /v1 routes. */
+  readonly required = async (req: { headers: { authorization?: string } }): Promise<void> => {
+    if (!this.check(req.headers.authorization))
+      throw new HttpError(401, 'unauthorized', 'a valid API key is required: Authorization: Bearer <key>');
+  };
 
   /** True when the header carries one of the keys. Every key is compared (no early exit). */
   check(authorization: string | undefined): boolean {

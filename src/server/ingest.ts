@@ -50,15 +50,7 @@ export function registerIngestRoutes(app: FastifyInstance, d: IngestRouteDeps): 
     '/v1/events',
     {
       bodyLimit: d.bodyLimit ?? INGEST_BODY_LIMIT,
-      onRequest: async (req) => {
-        if (!d.apiKeys.check(req.headers.authorization)) {
-          throw new HttpError(
-            401,
-            'unauthorized',
-            'a valid API key is required: Authorization: Bearer <key>',
-          );
-        }
-      },
+      onRequest: d.apiKeys.required,
     },
     async (req, reply): Promise<IngestResponse> => {
       const body = req.body;

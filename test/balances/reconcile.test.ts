@@ -6,9 +6,11 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { balanceOf } from '../../src/balances/balance.js';
 import { reconcileKey } from '../../src/balances/reconcile.js';
 import { Reconciler } from '../../src/balances/reconciler.js';
 import type { DouyinMarketClient } from '../../src/douyin/index.js';
+import { releaseKeyLease, takeKeyLease } from '../../src/ledger/key-lease.js';
 import { upsertKeys } from '../../src/ledger/keys.js';
 import { createLogger } from '../../src/logger.js';
 import { registry } from '../../src/metrics.js';
@@ -35,6 +37,7 @@ afterAll(async () => {
   redis?.disconnect();
 });
 
+const OPTS = { owner: 'test:reconcile' };
 const key = (openId: string) => ({ openId, serviceId: 's1', serviceModeId: 'm1', isTestEnv: false });
 
 /** The meter charges `counts` for the user: events, then a batch charged as the worker would. */
@@ -47,22 +50,26 @@ async function meterCharges(openId: string, counts: number[]): Promise<void> {
 describe('reconciliation', () => {
   it('finds a deduction made outside the meter as drift of exactly its uses, and none for the meter’s own', async () => {
     sim.setBalance({ ...key('u-rec'), remaining: 20 });
-    expect(await reconcileKey(s.db, client, key('u-rec'))).toMatchObject({
+    expect(await reconcileKey(s.db, client, key('u-rec'), OPTS)).toMatchObject({
       status: 'baseline',
       remaining: 20,
     });
 
     await meterCharges('u-rec', [2, 1]);
-    const clean = await reconcileKey(s.db, client, key('u-rec'));
+    const clean = await reconcileKey(s.db, client, key('u-rec'), OPTS);
     expect(clean).toMatchObject({
       status: 'checked',
       drift: { previousRemaining: 20, charged: 3, expected: 17, actual: 17, drift: 0 },
     });
 
     await meterCharges('u-rec', [4]);
-    // Someone deducts 2 with the CLI's `douyin decr`, outside the meter.
+    // Someone deducts 2 with the CLI's `douyin decr`, outside the meter; then an app
+    // asks for the balance (a purchase-list read): the check still sees the drift.
     await client.decrUserRemainTimes({ ...key('u-rec'), count: 2, outTradeNo: 'OUTSIDE-1' });
-    const drift = await reconcileKey(s.db, client, key('u-rec'));
+    expect(await balanceOf(s.db, key('u-rec'), { maxAgeSec: 0, douyin: client })).toMatchObject({
+      douyinRemaining: 11,
+    });
+    const drift = await reconcileKey(s.db, client, key('u-rec'), OPTS);
     expect(drift).toMatchObject({
       status: 'checked',
       drift: { previousRemaining: 17, charged: 4, expected: 13, actual: 11, drift: -2, uncertain: 0 },
@@ -79,16 +86,24 @@ describe('reconciliation', () => {
     ]);
   });
 
-  it('skips test mode, and reports a read it could not make', async () => {
-    expect(await reconcileKey(s.db, client, { ...key('u-test'), isTestEnv: true })).toEqual({
+  it('skips test mode, reports a read it could not make and a key a charge run holds', async () => {
+    expect(await reconcileKey(s.db, client, { ...key('u-test'), isTestEnv: true }, OPTS)).toEqual({
       key: { ...key('u-test'), isTestEnv: true },
       status: 'skipped_test_env',
     });
     sim.setFaults({ http5xxRate: 1 });
     try {
-      expect(await reconcileKey(s.db, client, key('u-rec'))).toMatchObject({ status: 'failed' });
+      expect(await reconcileKey(s.db, client, key('u-rec'), OPTS)).toMatchObject({ status: 'failed' });
     } finally {
       sim.setFaults({ http5xxRate: 0 });
+    }
+    // A charge run holds the key: not read now (its batch may be in flight).
+    const keyId = (await s.db.meterKey.findFirstOrThrow({ where: { openId: 'u-rec' } })).id;
+    const held = await takeKeyLease(s.db, keyId, 'a-charge-run', 60_000);
+    try {
+      expect(await reconcileKey(s.db, client, key('u-rec'), OPTS)).toMatchObject({ status: 'busy' });
+    } finally {
+      if (held.kind === 'leased') await releaseKeyLease(s.db, held.lease);
     }
   });
 
@@ -118,34 +133,46 @@ describe('reconciliation', () => {
     await expect(run('--since-sec', 'soon')).rejects.toMatchObject({ code: 2 });
   });
 
-  it('the workers’ periodic run takes the keys active since the last run, one process a turn, and counts the drifting keys', async () => {
+  it('the workers’ periodic run takes the keys active since the last complete run, one process a turn', async () => {
     sim.setBalance({ ...key('u-periodic'), remaining: 30 });
-    await reconcileKey(s.db, client, key('u-periodic')); // baseline 30
+    await reconcileKey(s.db, client, key('u-periodic'), OPTS); // baseline 30
     await meterCharges('u-periodic', [5]);
     await client.decrUserRemainTimes({ ...key('u-periodic'), count: 1, outTradeNo: 'OUTSIDE-P' });
     const prefix = uniquePrefix('reconciler');
-    const make = () =>
+    const make = (workerId: string) =>
       new Reconciler({
         db: s.db,
         redis,
         prefix,
         douyin: client,
         intervalMs: 60_000,
+        workerId,
         logger: createLogger({ level: 'silent' }),
       });
-    const [a, b] = [make(), make()];
+    const [a, b] = [make('w1'), make('w2')];
+
+    // Douyin is down: the run checks nothing and the keys stay due.
+    sim.setFaults({ http5xxRate: 1 });
+    try {
+      await a.run();
+    } finally {
+      sim.setFaults({ http5xxRate: 0 });
+    }
+    expect(await redis.get(`${prefix}:reconcile:last`)).toBeNull();
+
     const counts = await Promise.all([a.run(), b.run()]);
     expect(counts.filter((n) => n > 0)).toHaveLength(1); // one process had the turn
+    expect(await redis.get(`${prefix}:reconcile:last`)).not.toBeNull();
     const latest = await s.db.balanceDrift.findFirstOrThrow({
-      where: { openId: 'u-periodic' },
-      orderBy: { id: 'desc' },
+      where: { openId: 'u-periodic', latest: true },
     });
-    expect(latest).toMatchObject({ expected: 25, actual: 24, drift: -1 });
+    expect(latest).toMatchObject({ expected: 25, actual: 24, drift: -1, cumulativeDrift: -1 });
+
+    // A drift stays listed after later checks that find nothing new (cumulative).
+    await b.refreshGauge();
     const gauge = (await registry.getSingleMetric('um_balance_drift_keys')!.get()).values[0]!.value;
-    // u-rec and u-cli were active too and checked again: nothing new since their last check.
-    expect(gauge).toBe(1);
-    expect((await (await s.api('/api/drift')).json()).items.map((d: { openId: string }) => d.openId)).toEqual(
-      ['u-periodic'],
-    );
+    const listed = (await (await s.api('/api/drift')).json()).items.map((d: { openId: string }) => d.openId);
+    expect(listed.sort()).toEqual(['u-cli', 'u-periodic', 'u-rec']);
+    expect(gauge).toBe(3);
   });
 });
