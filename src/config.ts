@@ -39,6 +39,12 @@ export const configSchema = z.object({
   DOUYIN_READ_QPS_SHARE: z.coerce.number().min(0.01).max(1).default(0.2),
   /** A balance's Douyin snapshot older than this is read again from the purchase list first. */
   METER_BALANCE_MAX_AGE_SEC: int(300, 0, 86_400 * 30),
+  /** reject: an event whose user has not the uses left is refused at the door (HTTP, import). */
+  METER_ADMISSION: z.enum(['off', 'reject']).default('off'),
+  /** With admission control, what an event of a user whose balance is unknown gets. */
+  METER_ADMISSION_UNKNOWN: z.enum(['accept', 'reject']).default('accept'),
+  /** Admitted uses are held this long (longer than events take to reach the ledger). */
+  METER_ADMISSION_HOLD_SEC: int(60, 1, 86_400),
   /** Workers reconcile the keys active since the last run this often (0: never; the CLI still can). At most ~23 days (a timer's limit). */
   METER_RECONCILE_INTERVAL_SEC: int(3_600, 0, 2_000_000),
   /**

@@ -5,7 +5,9 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
+import { Admission } from '../balances/admission.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
+import { createDouyinClientFromConfig } from '../douyin/client.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import { cliConfig } from './config.js';
 
@@ -34,8 +36,29 @@ export async function runEventsCommand(args: string[]): Promise<number> {
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
   // With a database, events already in the ledger are counted as duplicates here.
   const db: PrismaClient | undefined = config.DATABASE_URL ? createPrisma(config.DATABASE_URL) : undefined;
-  const ingestor = new Ingestor({ redis, prefix: config.REDIS_PREFIX, db });
-  const summary = { lines: 0, accepted: 0, duplicates: 0, rejected: 0 };
+  // Admission control (METER_ADMISSION=reject) refuses an event whose user has not
+  // the uses left, as the HTTP API does; it needs the ledger.
+  const douyin =
+    db && config.METER_ADMISSION === 'reject' && config.DOUYIN_CLIENT_KEY && config.DOUYIN_CLIENT_SECRET
+      ? createDouyinClientFromConfig(config, redis)
+      : undefined;
+  const admission =
+    db && config.METER_ADMISSION === 'reject'
+      ? new Admission(db, {
+          unknown: config.METER_ADMISSION_UNKNOWN,
+          holdSec: config.METER_ADMISSION_HOLD_SEC,
+          maxAgeSec: config.METER_BALANCE_MAX_AGE_SEC,
+          douyin,
+        })
+      : undefined;
+  const ingestor = new Ingestor({ redis, prefix: config.REDIS_PREFIX, db, admission });
+  const summary: {
+    lines: number;
+    accepted: number;
+    duplicates: number;
+    rejected: number;
+    insufficient?: number;
+  } = { lines: 0, accepted: 0, duplicates: 0, rejected: 0, ...(admission ? { insufficient: 0 } : {}) };
   // eventIds of valid lines sent so far: an invalid line must not hide a later valid
   // line with its id (within a chunk, the ingestor counts an id once it validates).
   const seen = new Set<string>();
@@ -63,7 +86,10 @@ export async function runEventsCommand(args: string[]): Promise<number> {
     for (const r of results) {
       const line = batch[r.index]!.line;
       if (r.status === 'rejected') reject(line, r.errors!.join('; '));
-      else {
+      else if (r.status === 'insufficient') {
+        summary.insufficient = (summary.insufficient ?? 0) + 1;
+        rejections.push({ line, reason: r.errors!.join('; ') });
+      } else {
         seen.add(r.eventId!);
         if (r.status === 'duplicate') summary.duplicates++;
         else summary.accepted++;
@@ -104,6 +130,7 @@ export async function runEventsCommand(args: string[]): Promise<number> {
     return 1;
   } finally {
     await ingestor.close();
+    await douyin?.close();
     await db?.$disconnect();
     redis.disconnect();
   }

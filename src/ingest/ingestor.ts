@@ -4,6 +4,7 @@
 // ledger stays the final judge: an event that races a copy of itself through two
 // calls is reported accepted twice but recorded and charged once.
 import type { Redis } from 'ioredis';
+import type { Admission } from '../balances/admission.js';
 import { type UsageEvent, validateEvent } from '../events/schema.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { existingEventIds } from '../ledger/events.js';
@@ -14,7 +15,8 @@ import { withTimeout } from '../timeout.js';
 export interface IngestResult {
   index: number;
   eventId?: string;
-  status: 'accepted' | 'duplicate' | 'rejected';
+  /** insufficient: refused by admission control (METER_ADMISSION=reject), nothing enqueued. */
+  status: 'accepted' | 'duplicate' | 'rejected' | 'insufficient';
   errors?: string[];
 }
 
@@ -30,6 +32,8 @@ export interface IngestorOptions {
    * does). Default: no limit (an import waits for the ledger).
    */
   lookupTimeoutMs?: number;
+  /** Admission control: events whose user has not the uses are refused, not enqueued. */
+  admission?: Admission;
 }
 
 export class Ingestor {
@@ -64,10 +68,17 @@ export class Ingestor {
       inLedger =
         timeoutMs === undefined ? await lookup : await withTimeout(lookup, timeoutMs, 'the ledger lookup');
     }
+    const fresh = valid.filter(({ index, event }) => {
+      if (!inLedger.has(event.eventId)) return true;
+      results[index] = { index, eventId: event.eventId, status: 'duplicate' };
+      return false;
+    });
+    const refused = this.o.admission ? await this.o.admission.admit(fresh.map((v) => v.event)) : new Map();
     const accepted: UsageEvent[] = [];
-    for (const { index, event } of valid) {
-      if (inLedger.has(event.eventId))
-        results[index] = { index, eventId: event.eventId, status: 'duplicate' };
+    for (const { index, event } of fresh) {
+      const refusal = refused.get(event.eventId);
+      if (refusal)
+        results[index] = { index, eventId: event.eventId, status: 'insufficient', errors: [refusal.message] };
       else {
         results[index] = { index, eventId: event.eventId, status: 'accepted' };
         accepted.push(event);
@@ -78,6 +89,7 @@ export class Ingestor {
     eventsTotal.inc({ result: 'accepted', source }, accepted.length);
     eventsTotal.inc({ result: 'duplicate', source }, count('duplicate'));
     eventsTotal.inc({ result: 'rejected', source }, count('rejected'));
+    if (this.o.admission) eventsTotal.inc({ result: 'insufficient', source }, count('insufficient'));
     return results;
   }
 

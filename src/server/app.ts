@@ -12,6 +12,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Redis } from 'ioredis';
+import { Admission, type AdmissionOptions } from '../balances/admission.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import type { Logger } from '../logger.js';
@@ -63,6 +64,8 @@ export interface ServerDeps {
   replay?: { deadlineSec: number; idempotencyWindowSec: number };
   /** Body limit of POST /v1/events, bytes. Default 1 MiB. */
   ingestBodyLimit?: number;
+  /** Admission control (METER_ADMISSION=reject): on when given. */
+  admission?: Pick<AdmissionOptions, 'unknown' | 'holdSec'>;
   /** METER_BALANCE_MAX_AGE_SEC (default 300). */
   balanceMaxAgeSec?: number;
   /** DOUYIN_CLIENT_SECRET: the key of Douyin's webhook signatures. Without it the webhook answers 503. */
@@ -136,13 +139,23 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Redis client's own listener (start.ts) already logs them once.
   for (const q of [queues.events, queues.charge]) q.on('error', () => {});
   // A hung PostgreSQL must not hold producers up: they need only Redis (see ingest.ts).
+  // With admission control on, both ingestors ask it (when the ledger cannot answer,
+  // the unknown-balance policy decides).
+  const admission = deps.admission
+    ? new Admission(deps.db, {
+        ...deps.admission,
+        maxAgeSec: deps.balanceMaxAgeSec ?? 300,
+        douyin: deps.douyin,
+      })
+    : undefined;
   const ingestor = new Ingestor({
     redis: deps.redis,
     prefix: deps.prefix,
     db: deps.db,
     lookupTimeoutMs: 1_000,
+    admission,
   });
-  const fallbackIngestor = new Ingestor({ redis: deps.redis, prefix: deps.prefix });
+  const fallbackIngestor = new Ingestor({ redis: deps.redis, prefix: deps.prefix, admission });
   app.addHook('onClose', async () => {
     await Promise.all([queues.close(), ingestor.close(), fallbackIngestor.close()]);
   });

@@ -30,6 +30,8 @@ export interface IngestResponse {
   accepted: number;
   duplicates: number;
   rejected: number;
+  /** Refused by admission control (METER_ADMISSION=reject). */
+  insufficient: number;
 }
 
 export function registerIngestRoutes(app: FastifyInstance, d: IngestRouteDeps): void {
@@ -85,6 +87,7 @@ export function registerIngestRoutes(app: FastifyInstance, d: IngestRouteDeps): 
         accepted: count('accepted'),
         duplicates: count('duplicate'),
         rejected: count('rejected'),
+        insufficient: count('insufficient'),
       };
     },
   );

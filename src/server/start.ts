@@ -66,6 +66,10 @@ export async function startServer({
     trustProxy: config.TRUST_PROXY,
     douyinClientSecret: config.DOUYIN_CLIENT_SECRET,
     balanceMaxAgeSec: config.METER_BALANCE_MAX_AGE_SEC,
+    admission:
+      config.METER_ADMISSION === 'reject'
+        ? { unknown: config.METER_ADMISSION_UNKNOWN, holdSec: config.METER_ADMISSION_HOLD_SEC }
+        : undefined,
     replay: {
       deadlineSec: config.METER_RETRY_DEADLINE_SEC,
       idempotencyWindowSec: config.DOUYIN_IDEMPOTENCY_WINDOW_SEC,

@@ -63,6 +63,7 @@ describe('POST /v1/events', () => {
     expect(await res.json()).toMatchObject({
       accepted: 1,
       duplicates: 0,
+      insufficient: 0,
       rejected: 0,
       results: [{ index: 0 }],
     });
@@ -193,6 +194,7 @@ describe('POST /v1/events end to end with the worker and the Douyin simulator', 
     expect(await res.json()).toEqual({
       accepted: 1,
       duplicates: 0,
+      insufficient: 0,
       rejected: 2,
       results: [
         {

@@ -1,0 +1,100 @@
+// Admission control (METER_ADMISSION=reject): an event whose key's available uses
+// are below its count is refused at the door (HTTP, import) and never enqueued.
+// Per key, in one transaction under the key's admission lock: the balance
+// (balance.ts, reading the purchase list first when stale), less the uses held for
+// events admitted but not yet in the ledger; the events are admitted in order while
+// they fit, and what they use is held. So two concurrent requests can never both
+// spend the same remaining uses. A balance Douyin cannot tell (never known, and
+// the read failed) follows METER_ADMISSION_UNKNOWN. Test-mode keys are admitted:
+// test-mode calls deduct nothing.
+import type { UsageEvent } from '../events/schema.js';
+import { addHold, heldUses, lockKeyAdmission } from '../ledger/admission-holds.js';
+import type { BalanceKey } from '../ledger/balance-snapshots.js';
+import type { Ledger } from '../ledger/pg-ledger.js';
+import { balanceOf, type PurchaseListReader } from './balance.js';
+
+export interface AdmissionOptions {
+  /** What to do when the balance is unknown (METER_ADMISSION_UNKNOWN). */
+  unknown: 'accept' | 'reject';
+  /** How long admitted uses are held (METER_ADMISSION_HOLD_SEC): longer than events take to reach the ledger. */
+  holdSec: number;
+  /** METER_BALANCE_MAX_AGE_SEC. */
+  maxAgeSec: number;
+  douyin?: PurchaseListReader;
+}
+
+export interface Refusal {
+  reason: 'insufficient' | 'unknown_balance';
+  message: string;
+}
+
+export class Admission {
+  constructor(
+    private readonly db: Ledger,
+    private readonly o: AdmissionOptions,
+  ) {}
+
+  /** The events refused (by eventId), with why; the others may be enqueued. */
+  async admit(events: UsageEvent[]): Promise<Map<string, Refusal>> {
+    const byKey = new Map<string, { key: BalanceKey; events: UsageEvent[] }>();
+    for (const e of events) {
+      const key = {
+        openId: e.openId,
+        serviceId: e.serviceId,
+        serviceModeId: e.serviceModeId,
+        isTestEnv: e.isTestEnv,
+      };
+      const k = JSON.stringify(key);
+      const group = byKey.get(k) ?? { key, events: [] };
+      group.events.push(e);
+      byKey.set(k, group);
+    }
+    const refused = new Map<string, Refusal>();
+    for (const { key, events: group } of byKey.values()) {
+      if (key.isTestEnv) continue;
+      for (const [id, r] of await this.admitKey(key, group)) refused.set(id, r);
+    }
+    return refused;
+  }
+
+  private async admitKey(key: BalanceKey, events: UsageEvent[]): Promise<Map<string, Refusal>> {
+    const refused = new Map<string, Refusal>();
+    try {
+      await this.db.$transaction(async (tx) => {
+        await lockKeyAdmission(tx, key);
+        const balance = await balanceOf(tx, key, { maxAgeSec: this.o.maxAgeSec, douyin: this.o.douyin });
+        if (balance.available === null) {
+          if (this.o.unknown === 'reject')
+            for (const e of events) refused.set(e.eventId, unknownBalance(balance.refreshError));
+          return;
+        }
+        let left = balance.available - (await heldUses(tx, key));
+        let admitted = 0;
+        for (const e of events) {
+          if (e.count <= left) {
+            left -= e.count;
+            admitted += e.count;
+          } else
+            refused.set(e.eventId, {
+              reason: 'insufficient',
+              message: `insufficient remaining uses: ${Math.max(0, left)} available, ${e.count} asked`,
+            });
+        }
+        if (admitted > 0) await addHold(tx, key, admitted, this.o.holdSec);
+      });
+    } catch (err) {
+      // The ledger cannot decide now: the balance is unknown.
+      refused.clear();
+      if (this.o.unknown === 'reject')
+        for (const e of events) refused.set(e.eventId, unknownBalance((err as Error).message));
+    }
+    return refused;
+  }
+}
+
+function unknownBalance(why?: string): Refusal {
+  return {
+    reason: 'unknown_balance',
+    message: `the user's remaining uses are unknown${why ? ` (${why.split('\n')[0]})` : ''}; refused (METER_ADMISSION_UNKNOWN=reject)`,
+  };
+}

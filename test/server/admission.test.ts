@@ -1,0 +1,92 @@
+// Admission control (src/balances/admission.ts) through POST /v1/events: an event
+// whose user has not the uses left is refused with status insufficient and never
+// enqueued; concurrent requests on one key never both spend the same uses; an
+// unknown balance follows METER_ADMISSION_UNKNOWN; test mode is admitted.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DouyinMarketClient } from '../../src/douyin/index.js';
+import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
+import { simulatorClient } from '../support/douyin.js';
+import { redisUrl } from '../support/services.js';
+import { event, startTestServer, type TestServer } from './helpers.js';
+
+let sim: RunningSimulator;
+let redis: Redis;
+let client: DouyinMarketClient;
+let accept: TestServer; // METER_ADMISSION_UNKNOWN=accept
+let reject: TestServer; // METER_ADMISSION_UNKNOWN=reject
+beforeAll(async () => {
+  sim = await startSimulator();
+  redis = new Redis(redisUrl());
+  client = simulatorClient(sim, redis, 'admission');
+  accept = await startTestServer({
+    label: 'admission',
+    douyin: client,
+    admission: { unknown: 'accept', holdSec: 60 },
+  });
+  reject = await startTestServer({
+    label: 'admission_reject',
+    databaseUrl: accept.databaseUrl,
+    douyin: client,
+    admission: { unknown: 'reject', holdSec: 60 },
+  });
+});
+afterAll(async () => {
+  await reject?.close();
+  await accept?.close();
+  await client?.close();
+  await sim?.close();
+  redis?.disconnect();
+});
+
+const queued = async (s: TestServer) => {
+  const jobs = await s.queues.events.getJobs(['waiting', 'delayed', 'active', 'completed', 'prioritized']);
+  return jobs.flatMap((j) => (Array.isArray(j.data.events) ? j.data.events : [j.data.events]));
+};
+
+describe('admission control', () => {
+  it('concurrent requests on one key never spend the same uses: 10 uses admit exactly 3 events of 3', async () => {
+    sim.setBalance({ openId: 'u-adm', serviceId: 's1', serviceModeId: 'm1', remaining: 10 });
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => accept.postEvents(event('u-adm', 3)).then((r) => r.json())),
+    );
+    const statuses = answers.map((a) => a.results[0].status);
+    expect(statuses.filter((x) => x === 'accepted')).toHaveLength(3);
+    expect(statuses.filter((x) => x === 'insufficient')).toHaveLength(7);
+    const refused = answers.find((a) => a.results[0].status === 'insufficient');
+    expect(refused).toMatchObject({ accepted: 0, insufficient: 1 });
+    expect(refused.results[0].errors[0]).toMatch(/insufficient remaining uses: 1 available, 3 asked/);
+    // Nothing refused was enqueued.
+    const ids = new Set(
+      answers.filter((a) => a.results[0].status === 'accepted').map((a) => a.results[0].eventId),
+    );
+    const inQueue = (await queued(accept)).filter((e) => e.openId === 'u-adm');
+    expect(inQueue.map((e) => e.eventId).sort()).toEqual([...ids].sort());
+  });
+
+  it('admits a request’s events in order while they fit', async () => {
+    sim.setBalance({ openId: 'u-order', serviceId: 's1', serviceModeId: 'm1', remaining: 5 });
+    const res = await accept.postEvents([event('u-order', 2), event('u-order', 4), event('u-order', 3)]);
+    expect(res.status).toBe(202);
+    expect((await res.json()).results.map((r: { status: string }) => r.status)).toEqual([
+      'accepted',
+      'insufficient',
+      'accepted',
+    ]);
+  });
+
+  it('an unknown balance follows the policy; test mode is admitted', async () => {
+    sim.setFaults({ http5xxRate: 1 });
+    try {
+      const a = await (await accept.postEvents(event('u-unknown', 1))).json();
+      expect(a.results[0].status).toBe('accepted');
+      const r = await (await reject.postEvents(event('u-unknown2', 1))).json();
+      expect(r.results[0]).toMatchObject({ status: 'insufficient' });
+      expect(r.results[0].errors[0]).toMatch(/unknown/);
+      const t = await (await reject.postEvents(event('u-test', 5, { isTestEnv: true }))).json();
+      expect(t.results[0].status).toBe('accepted');
+    } finally {
+      sim.setFaults({ http5xxRate: 0 });
+    }
+  });
+});
