@@ -16,5 +16,5 @@ export {
   createBalanceClient,
   type UserBalance,
 } from './producer/balance-client.js';
-export { InvalidEventsError, ProducerClosedError } from './producer/errors.js';
+export { InsufficientUsesError, InvalidEventsError, ProducerClosedError } from './producer/errors.js';
 export { createProducer, type Producer, type ProducerOptions } from './producer/producer.js';

@@ -18,3 +18,20 @@ export class ProducerClosedError extends Error {
     super('the producer is closed');
   }
 }
+
+/**
+ * Admission control refused these events (the user has not the uses left, or the
+ * balance is unknown under METER_ADMISSION_UNKNOWN=reject); they were not enqueued.
+ * The call's other events were.
+ */
+export class InsufficientUsesError extends Error {
+  override name = 'InsufficientUsesError';
+  constructor(readonly refused: { eventId: string; reason: string }[]) {
+    super(
+      `${refused.length} event(s) refused by admission control: ${refused
+        .slice(0, 5)
+        .map((r) => `${r.eventId}: ${r.reason}`)
+        .join('; ')}${refused.length > 5 ? '; …' : ''}`,
+    );
+  }
+}

@@ -1,11 +1,15 @@
 // The producer SDK: app services record usage events; the promise resolves once
 // the events are durable in Redis (BullMQ). Events are buffered for up to
-// `lingerMs` or `maxBufferEvents` so that many travel in one job.
+// `lingerMs` or `maxBufferEvents` so that many travel in one job. With admission
+// control, they travel through the meter's server instead, which admits them.
 import type { ConnectionOptions } from 'bullmq';
 import { type UsageEvent, type UsageEventInput, validateEvent } from '../events/schema.js';
 import { eventsTotal } from '../metrics.js';
 import { createQueues, EVENTS_PER_JOB, enqueueEvents, type MeterQueues } from '../queue/queues.js';
-import { InvalidEventsError, ProducerClosedError } from './errors.js';
+import { InsufficientUsesError, InvalidEventsError, ProducerClosedError } from './errors.js';
+
+/** At most this many events per request to the server (its own limit). */
+const MAX_EVENTS_PER_REQUEST = 1_000;
 
 export interface ProducerOptions {
   /** ioredis instance or connection options for the Redis that BullMQ uses. */
@@ -16,6 +20,14 @@ export interface ProducerOptions {
   maxBufferEvents?: number;
   /** Send buffered events at the latest this long after the first one. Default 5 ms; 0 sends at once. */
   lingerMs?: number;
+  /**
+   * With the deployment's admission control on (METER_ADMISSION=reject): the meter's
+   * server. Events then go through its HTTP API (POST /v1/events), which admits
+   * them, instead of straight to Redis (the producer has no ledger to decide with);
+   * a call whose events are refused rejects with InsufficientUsesError, its other
+   * events recorded. Default: none (straight to Redis, nothing refused).
+   */
+  admission?: { url: string; apiKey: string; timeoutMs?: number };
 }
 
 export interface Producer {
@@ -31,7 +43,7 @@ export interface Producer {
 
 interface Pending {
   events: UsageEvent[];
-  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+  waiters: { eventIds: string[]; resolve: () => void; reject: (err: unknown) => void }[];
 }
 
 export function createProducer(options: ProducerOptions): Producer {
@@ -49,6 +61,12 @@ export function createProducer(options: ProducerOptions): Producer {
     const batch = buffer;
     if (batch.events.length === 0) return;
     buffer = { events: [], waiters: [] };
+    if (options.admission) {
+      const p = sendThroughServer(options.admission, batch);
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+      return;
+    }
     const p = enqueueEvents(queues.events, batch.events, 'sdk').then(
       () => {
         eventsTotal.inc({ result: 'accepted', source: 'sdk' }, batch.events.length);
@@ -84,7 +102,8 @@ export function createProducer(options: ProducerOptions): Producer {
     if (closed) throw new ProducerClosedError();
     const events = validateAll(raws);
     if (events.length === 0) return;
-    const done = new Promise<void>((resolve, reject) => buffer.waiters.push({ resolve, reject }));
+    const eventIds = events.map((e) => e.eventId);
+    const done = new Promise<void>((resolve, reject) => buffer.waiters.push({ eventIds, resolve, reject }));
     buffer.events.push(...events);
     if (buffer.events.length >= maxBuffer || lingerMs === 0) send();
     else if (!timer) timer = setTimeout(send, lingerMs);
@@ -106,4 +125,49 @@ export function createProducer(options: ProducerOptions): Producer {
       await queues.close();
     },
   };
+}
+
+/**
+ * Sends a batch through the server's POST /v1/events (admission control): each
+ * waiter resolves, or rejects with the refusals of its own events.
+ */
+async function sendThroughServer(
+  server: NonNullable<ProducerOptions['admission']>,
+  batch: Pending,
+): Promise<void> {
+  const base = server.url.replace(/\/+$/, '');
+  const outcome = new Map<string, { status: string; errors?: string[] }>();
+  try {
+    for (let i = 0; i < batch.events.length; i += MAX_EVENTS_PER_REQUEST) {
+      const part = batch.events.slice(i, i + MAX_EVENTS_PER_REQUEST);
+      const res = await fetch(`${base}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(part),
+        signal: AbortSignal.timeout(server.timeoutMs ?? 15_000),
+      });
+      const body = (await res.json().catch(() => undefined)) as
+        | {
+            results?: { eventId?: string; status: string; errors?: string[] }[];
+            error?: { message?: string };
+          }
+        | undefined;
+      if (res.status !== 202 || !body?.results)
+        throw new Error(
+          `the meter's server answered ${res.status}${body?.error?.message ? `: ${body.error.message}` : ''}`,
+        );
+      for (const r of body.results) if (r.eventId) outcome.set(r.eventId, r);
+    }
+  } catch (err) {
+    for (const w of batch.waiters) w.reject(err);
+    return;
+  }
+  for (const w of batch.waiters) {
+    const refused = w.eventIds
+      .map((eventId) => ({ eventId, r: outcome.get(eventId) }))
+      .filter(({ r }) => r?.status === 'insufficient' || r?.status === 'rejected')
+      .map(({ eventId, r }) => ({ eventId, reason: r!.errors?.join('; ') ?? r!.status }));
+    if (refused.length > 0) w.reject(new InsufficientUsesError(refused));
+    else w.resolve();
+  }
 }

@@ -5,10 +5,11 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DouyinMarketClient } from '../../src/douyin/index.js';
+import { createProducer, InsufficientUsesError } from '../../src/index.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { simulatorClient } from '../support/douyin.js';
 import { redisUrl } from '../support/services.js';
-import { event, startTestServer, type TestServer } from './helpers.js';
+import { API_KEY, event, startTestServer, type TestServer } from './helpers.js';
 
 let sim: RunningSimulator;
 let redis: Redis;
@@ -87,6 +88,29 @@ describe('admission control', () => {
       expect(t.results[0].status).toBe('accepted');
     } finally {
       sim.setFaults({ http5xxRate: 0 });
+    }
+  });
+
+  it('the SDK, given the server, is admitted the same way: a refused record rejects, nothing of it enqueued', async () => {
+    sim.setBalance({ openId: 'u-sdk-adm', serviceId: 's1', serviceModeId: 'm1', remaining: 5 });
+    const producer = createProducer({
+      connection: redis,
+      prefix: accept.prefix,
+      admission: { url: accept.url, apiKey: API_KEY },
+    });
+    try {
+      const first = event('u-sdk-adm', 3);
+      await producer.record(first);
+      const second = event('u-sdk-adm', 3);
+      const err = await producer.record(second).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InsufficientUsesError);
+      expect((err as InsufficientUsesError).refused).toEqual([
+        { eventId: second.eventId, reason: expect.stringMatching(/2 available, 3 asked/) },
+      ]);
+      const inQueue = (await queued(accept)).filter((e) => e.openId === 'u-sdk-adm').map((e) => e.eventId);
+      expect(inQueue).toEqual([first.eventId]);
+    } finally {
+      await producer.close();
     }
   });
 });

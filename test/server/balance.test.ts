@@ -9,11 +9,9 @@ import type { DouyinMarketClient } from '../../src/douyin/index.js';
 import { BalanceRequestError, createBalanceClient } from '../../src/index.js';
 import { formBatch, settleBatch } from '../../src/ledger/batches.js';
 import { upsertKeys } from '../../src/ledger/keys.js';
-import { recordOrder } from '../../src/ledger/orders.js';
-import { storeWebhookMessage } from '../../src/ledger/webhook-messages.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { chargePending, simulatorClient } from '../support/douyin.js';
-import { addEvents as addLedgerEvents } from '../support/ledger.js';
+import { addEvents as addLedgerEvents, addOrder } from '../support/ledger.js';
 import { redisUrl } from '../support/services.js';
 import { API_KEY, repoRoot, startTestServer, type TestServer } from './helpers.js';
 
@@ -122,27 +120,7 @@ describe('GET /v1/users/:openId/balance', () => {
     expect(await balanceJson(s, 'u-hook')).toMatchObject({ douyinRemaining: 4 });
     sim.setBalance({ openId: 'u-hook', serviceId: 's1', serviceModeId: 'm1', remaining: 9 });
     expect(await balanceJson(s, 'u-hook')).toMatchObject({ douyinRemaining: 4 }); // fresh: no read
-    const message = await storeWebhookMessage(s.db, {
-      msgId: 'm-hook',
-      event: 'service_market_order',
-      body: '{}',
-    });
-    await recordOrder(
-      s.db,
-      message.id,
-      {
-        orderId: 'O-hook',
-        openId: 'u-hook',
-        orderEvent: 1,
-        serviceId: 's1',
-        serviceModeId: 'm1',
-        remainServiceTimes: 5,
-        effectiveTime: null,
-        expireTime: null,
-        logId: null,
-      },
-      new Date(),
-    );
+    await addOrder(s.db, { openId: 'u-hook', orderId: 'O-hook', remaining: 5 });
     expect(await balanceJson(s, 'u-hook')).toMatchObject({
       douyinRemaining: 9,
       source: 'purchase_list',

@@ -13,10 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createDouyinClientFromConfig } from '../../src/douyin/index.js';
 import type { BatchStatus } from '../../src/generated/prisma/enums.js';
+import { recordDrift } from '../../src/ledger/drift.js';
 import { createLogger } from '../../src/logger.js';
 import { type MeterWorker, startMeterWorker } from '../../src/metering/worker.js';
 import { buildWeb } from '../../src/server/web.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
+import { addOrder } from '../support/ledger.js';
 import { createTestDatabase, redisUrl, uniquePrefix } from '../support/services.js';
 import { event, OPERATOR, repoRoot, startTestServer, type TestServer } from './helpers.js';
 
@@ -214,9 +216,28 @@ describe('dashboard in chromium', () => {
     await expect
       .poll(() => page.getByTestId('attempts-table').locator('tbody tr').count())
       .toBeGreaterThan(1);
+    // An order from Douyin's webhook, and a drift found by reconciliation, for this user.
+    await addOrder(s.db, { openId: 'web-dead', orderId: 'WEB-ORDER-1', remaining: 5 });
+    await recordDrift(s.db, {
+      openId: 'web-dead',
+      serviceId: 's1',
+      serviceModeId: 'm1',
+      isTestEnv: false,
+      checkedAt: new Date(),
+      previousRemaining: 10,
+      previousAsOf: new Date(Date.now() - 60_000),
+      charged: 3,
+      uncertain: 0,
+      expected: 7,
+      actual: 5,
+      drift: -2,
+      evidence: { charged: [], uncertain: [], orders: [] },
+    });
     await page.getByTestId('user-openid').fill('web-dead');
     await page.getByTestId('user-submit').click();
     await expect.poll(() => page.getByTestId('remaining-times').first().textContent()).toBe('99,993');
+    await expect.poll(() => page.getByTestId('order-event').first().textContent()).toBe('paid');
+    await expect.poll(() => page.getByTestId('drift-cumulative').first().textContent()).toBe('-2');
     expect(await page.getByTestId('user-charged-uses').first().textContent()).toBe('7');
     await expect.poll(() => page.getByTestId('user-event-row').count()).toBe(1);
     expect(await page.getByTestId('user-event-row').textContent()).toContain(doomed.eventId);

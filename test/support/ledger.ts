@@ -12,6 +12,8 @@ import {
   insertEvents,
 } from '../../src/ledger/events.js';
 import { upsertKeys } from '../../src/ledger/keys.js';
+import { recordOrder } from '../../src/ledger/orders.js';
+import { storeWebhookMessage } from '../../src/ledger/webhook-messages.js';
 
 /** A batching key of service s1, mode m1. */
 export const testKey = (openId: string, isTestEnv = false) => ({
@@ -124,3 +126,31 @@ export const successAttempt = (
   workerId: 'w1',
   ...o,
 });
+
+/** An order event of service s1 / mode m1 as the webhook processor records one (its message too). */
+export async function addOrder(
+  db: PrismaClient,
+  o: { openId: string; orderId: string; orderEvent?: number; remaining?: number },
+): Promise<void> {
+  const message = await storeWebhookMessage(db, {
+    msgId: `msg-${o.orderId}`,
+    event: 'service_market_order',
+    body: '{}',
+  });
+  await recordOrder(
+    db,
+    message.id,
+    {
+      orderId: o.orderId,
+      openId: o.openId,
+      orderEvent: o.orderEvent ?? 1,
+      serviceId: 's1',
+      serviceModeId: 'm1',
+      remainServiceTimes: o.remaining ?? null,
+      effectiveTime: null,
+      expireTime: null,
+      logId: null,
+    },
+    new Date(),
+  );
+}

@@ -4,6 +4,7 @@ import { type BatchActions, renderBatchDetail, renderBatches, renderDead } from 
 import { renderChart } from './chart.js';
 import { byId, fill, fmtNum } from './dom.js';
 import { renderHealth } from './health.js';
+import { type Drift, renderDrift } from './orders.js';
 import { type RejectedEvents, renderRejected } from './rejected.js';
 import { renderStatus } from './status.js';
 import type {
@@ -35,6 +36,7 @@ const el = {
   health: byId('health'),
   dead: byId('dead'),
   rejected: byId('rejected'),
+  drift: byId('drift'),
   replayAll: byId<HTMLButtonElement>('replay-all'),
   replayMessage: byId('replay-message'),
   batchStatus: byId<HTMLSelectElement>('batch-status'),
@@ -85,13 +87,14 @@ async function refresh(): Promise<void> {
   if (timer !== undefined) window.clearTimeout(timer);
   try {
     const status = el.batchStatus.value;
-    const [s, series, health, recent, dead, rejected] = await Promise.all([
+    const [s, series, health, recent, dead, rejected, drift] = await Promise.all([
       apiGet<StatusResponse>('/api/status'),
       apiGet<TimeseriesResponse>('/api/timeseries?minutes=60'),
       apiGet<DouyinHealth>('/api/douyin-health'),
       apiGet<BatchPage>(`/api/batches${qs({ status, limit: 25 })}`),
       apiGet<BatchPage>('/api/batches?status=dead&limit=100'),
       apiGet<RejectedEvents>('/api/rejected-events?limit=20'),
+      apiGet<{ items: Drift[] }>('/api/drift?limit=50'),
     ]);
     renderStatus(el.status, s);
     fill(el.chart, renderChart(series.points));
@@ -100,6 +103,7 @@ async function refresh(): Promise<void> {
     renderDead(el.dead, dead.items, actions);
     el.replayAll.disabled = dead.items.length === 0;
     renderRejected(el.rejected, rejected);
+    renderDrift(el.drift, drift.items);
     el.updated.textContent = `updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
     showBanner(undefined);
   } catch (err) {

@@ -1,9 +1,10 @@
 // One user: events by status, charged totals per service mode, what Douyin says
 // remains right now (or why it could not say; 20 services a lookup, "More services"
-// for the next), their recent batches and events.
+// for the next), their orders from Douyin's webhook, recent batches and events.
 import { apiGet, qs } from './api.js';
 import { renderBatches } from './batches.js';
 import { fill, fmtNum, fmtTime, h } from './dom.js';
+import { renderUserOrders } from './orders.js';
 import type { Purchase, UserResponse } from './types.js';
 import { renderUserEvents } from './user-events.js';
 
@@ -95,6 +96,8 @@ export function renderUser(el: HTMLElement, u: UserResponse, onSelectBatch: (id:
   renderBatches(batchesEl, u.recentBatches, onSelectBatch);
   const eventsEl = h('div', {});
   renderUserEvents(eventsEl, u.openId, onSelectBatch);
+  const ordersEl = h('div', { 'data-testid': 'user-orders' }, 'Loading…');
+  void renderUserOrders(ordersEl, u.openId);
   const remainingBody = h('tbody', {}, ...u.remaining.flatMap(remainingRows));
   fill(
     el,
@@ -170,6 +173,8 @@ export function renderUser(el: HTMLElement, u: UserResponse, onSelectBatch: (id:
       ),
     ),
     moreServicesButton(u.openId, remainingBody, u.nextCursor),
+    h('h4', {}, 'Orders (Douyin’s webhook)'),
+    ordersEl,
     h('h4', {}, 'Recent batches'),
     batchesEl,
     h('h4', {}, 'Events'),
