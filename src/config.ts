@@ -43,8 +43,8 @@ export const configSchema = z.object({
   METER_ADMISSION: z.enum(['off', 'reject']).default('off'),
   /** With admission control, what an event of a user whose balance is unknown gets. */
   METER_ADMISSION_UNKNOWN: z.enum(['accept', 'reject']).default('accept'),
-  /** Admitted uses are held this long (longer than events take to reach the ledger). */
-  METER_ADMISSION_HOLD_SEC: int(60, 1, 86_400),
+  /** An admitted event's uses are held until it is in the ledger, at most this long (a safety net). */
+  METER_ADMISSION_HOLD_SEC: int(3_600, 1, 7 * 86_400),
   /** Workers reconcile the keys active since the last run this often (0: never; the CLI still can). At most ~23 days (a timer's limit). */
   METER_RECONCILE_INTERVAL_SEC: int(3_600, 0, 2_000_000),
   /**

@@ -1,14 +1,15 @@
 // Admission control (METER_ADMISSION=reject): an event whose key's available uses
-// are below its count is refused at the door (HTTP, import) and never enqueued.
-// Per key, in one transaction under the key's admission lock: the balance
-// (balance.ts, reading the purchase list first when stale), less the uses held for
-// events admitted but not yet in the ledger; the events are admitted in order while
-// they fit, and what they use is held. So two concurrent requests can never both
-// spend the same remaining uses. A balance Douyin cannot tell (never known, and
+// are below its count is refused at the door (HTTP, import, the SDK through the
+// server) and never enqueued. Per key: the purchase list is read first when the
+// snapshot is stale; then, in one transaction under the key's admission lock, the
+// balance (balance.ts) less the uses held for admitted events not yet in the
+// ledger; each event is admitted if it fits in what is left, and held until it is
+// in the ledger (one hold per event: a retried event is held once). So two
+// concurrent requests can never both spend the same remaining uses. A balance Douyin cannot tell (never known, and
 // the read failed) follows METER_ADMISSION_UNKNOWN. Test-mode keys are admitted:
 // test-mode calls deduct nothing.
 import type { UsageEvent } from '../events/schema.js';
-import { addHold, heldUses, lockKeyAdmission } from '../ledger/admission-holds.js';
+import { addHolds, heldUses, lockKeyAdmission } from '../ledger/admission-holds.js';
 import type { BalanceKey } from '../ledger/balance-snapshots.js';
 import type { Ledger } from '../ledger/pg-ledger.js';
 import { balanceOf, type PurchaseListReader } from './balance.js';
@@ -16,7 +17,7 @@ import { balanceOf, type PurchaseListReader } from './balance.js';
 export interface AdmissionOptions {
   /** What to do when the balance is unknown (METER_ADMISSION_UNKNOWN). */
   unknown: 'accept' | 'reject';
-  /** How long admitted uses are held (METER_ADMISSION_HOLD_SEC): longer than events take to reach the ledger. */
+  /** The longest an admitted event's hold counts if it never reaches the ledger (METER_ADMISSION_HOLD_SEC). */
   holdSec: number;
   /** METER_BALANCE_MAX_AGE_SEC. */
   maxAgeSec: number;
@@ -60,27 +61,37 @@ export class Admission {
   private async admitKey(key: BalanceKey, events: UsageEvent[]): Promise<Map<string, Refusal>> {
     const refused = new Map<string, Refusal>();
     try {
+      // Douyin is asked (when the snapshot is stale) before the key's lock is taken:
+      // the locked transaction only reads the ledger and writes the holds.
+      const fresh = await balanceOf(this.db, key, { maxAgeSec: this.o.maxAgeSec, douyin: this.o.douyin });
       await this.db.$transaction(async (tx) => {
         await lockKeyAdmission(tx, key);
-        const balance = await balanceOf(tx, key, { maxAgeSec: this.o.maxAgeSec, douyin: this.o.douyin });
+        const balance = await balanceOf(tx, key, { maxAgeSec: this.o.maxAgeSec, cached: true });
         if (balance.available === null) {
           if (this.o.unknown === 'reject')
-            for (const e of events) refused.set(e.eventId, unknownBalance(balance.refreshError));
+            for (const e of events) refused.set(e.eventId, unknownBalance(fresh.refreshError));
           return;
         }
-        let left = balance.available - (await heldUses(tx, key));
-        let admitted = 0;
+        const held = await heldUses(
+          tx,
+          key,
+          events.map((e) => e.eventId),
+        );
+        let left = balance.available - held.uses;
+        const admitted: UsageEvent[] = [];
         for (const e of events) {
+          // Admitted before (a retry, or the same event again): its uses are held already.
+          if (held.alreadyHeld.has(e.eventId)) continue;
           if (e.count <= left) {
             left -= e.count;
-            admitted += e.count;
+            admitted.push(e);
           } else
             refused.set(e.eventId, {
               reason: 'insufficient',
               message: `insufficient remaining uses: ${Math.max(0, left)} available, ${e.count} asked`,
             });
         }
-        if (admitted > 0) await addHold(tx, key, admitted, this.o.holdSec);
+        await addHolds(tx, key, admitted, this.o.holdSec);
       });
     } catch (err) {
       // The ledger cannot decide now: the balance is unknown.

@@ -22,6 +22,11 @@ export async function runEventsCommand(args: string[]): Promise<number> {
   }
   const config = cliConfig();
   if (!config) return 2;
+  if (config.METER_ADMISSION === 'reject' && !config.DATABASE_URL) {
+    // Admission control decides from the ledger: without it, nothing may be imported.
+    process.stderr.write('METER_ADMISSION=reject needs DATABASE_URL for the import\n');
+    return 2;
+  }
   const input = file === '-' ? process.stdin : createReadStream(file);
   const opened = await new Promise<Error | undefined>((resolve) => {
     if (file === '-') return resolve(undefined);
@@ -135,5 +140,5 @@ export async function runEventsCommand(args: string[]): Promise<number> {
     redis.disconnect();
   }
   process.stdout.write(`${JSON.stringify(summary)}\n`);
-  return summary.rejected > 0 ? 1 : 0;
+  return summary.rejected > 0 || (summary.insufficient ?? 0) > 0 ? 1 : 0;
 }

@@ -127,19 +127,44 @@ export function createProducer(options: ProducerOptions): Producer {
   };
 }
 
+/** Largest JSON body a request to the server carries (its limit is 1 MiB). */
+const MAX_BODY_BYTES = 900 * 1024;
+
+/** The batch in requests of at most MAX_EVENTS_PER_REQUEST events and MAX_BODY_BYTES. */
+function parts(events: UsageEvent[]): UsageEvent[][] {
+  const out: UsageEvent[][] = [];
+  let part: UsageEvent[] = [];
+  let bytes = 2;
+  for (const e of events) {
+    const size = Buffer.byteLength(JSON.stringify(e)) + 1;
+    if (part.length > 0 && (part.length >= MAX_EVENTS_PER_REQUEST || bytes + size > MAX_BODY_BYTES)) {
+      out.push(part);
+      part = [];
+      bytes = 2;
+    }
+    part.push(e);
+    bytes += size;
+  }
+  if (part.length > 0) out.push(part);
+  return out;
+}
+
 /**
- * Sends a batch through the server's POST /v1/events (admission control): each
- * waiter resolves, or rejects with the refusals of its own events.
+ * Sends a batch through the server's POST /v1/events (admission control), a part
+ * at a time. Each waiter settles by its own events: resolved when all were
+ * recorded; rejected with InsufficientUsesError when some were refused; rejected
+ * with the failure when a part carrying one of them failed (the events of that
+ * part may or may not be stored: send them again, the same eventIds are dropped as
+ * duplicates).
  */
 async function sendThroughServer(
   server: NonNullable<ProducerOptions['admission']>,
   batch: Pending,
 ): Promise<void> {
   const base = server.url.replace(/\/+$/, '');
-  const outcome = new Map<string, { status: string; errors?: string[] }>();
-  try {
-    for (let i = 0; i < batch.events.length; i += MAX_EVENTS_PER_REQUEST) {
-      const part = batch.events.slice(i, i + MAX_EVENTS_PER_REQUEST);
+  const outcome = new Map<string, { status: string; errors?: string[] } | Error>();
+  for (const part of parts(batch.events)) {
+    try {
       const res = await fetch(`${base}/v1/events`, {
         method: 'POST',
         headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json' },
@@ -156,18 +181,42 @@ async function sendThroughServer(
         throw new Error(
           `the meter's server answered ${res.status}${body?.error?.message ? `: ${body.error.message}` : ''}`,
         );
-      for (const r of body.results) if (r.eventId) outcome.set(r.eventId, r);
+      // A refusal of an eventId wins over a later copy of it reported as a duplicate.
+      for (const r of body.results) {
+        const prev = outcome.get(r.eventId ?? '');
+        if (r.eventId && !(prev && !(prev instanceof Error) && prev.status === 'insufficient'))
+          outcome.set(r.eventId, r);
+      }
+    } catch (err) {
+      for (const e of part) outcome.set(e.eventId, err as Error);
     }
-  } catch (err) {
-    for (const w of batch.waiters) w.reject(err);
-    return;
   }
   for (const w of batch.waiters) {
-    const refused = w.eventIds
-      .map((eventId) => ({ eventId, r: outcome.get(eventId) }))
-      .filter(({ r }) => r?.status === 'insufficient' || r?.status === 'rejected')
-      .map(({ eventId, r }) => ({ eventId, reason: r!.errors?.join('; ') ?? r!.status }));
-    if (refused.length > 0) w.reject(new InsufficientUsesError(refused));
+    const failed = w.eventIds.map((id) => outcome.get(id)).find((o) => o instanceof Error);
+    if (failed) {
+      w.reject(failed);
+      continue;
+    }
+    const results = w.eventIds.map((eventId, index) => ({
+      index,
+      eventId,
+      r: outcome.get(eventId) as { status: string; errors?: string[] } | undefined,
+    }));
+    // The server refused what this SDK validated (a schema of another version): not recorded.
+    const invalid = results.filter(({ r }) => r?.status === 'rejected');
+    const refused = results.filter(({ r }) => r?.status === 'insufficient');
+    if (invalid.length > 0)
+      w.reject(
+        new InvalidEventsError(
+          invalid.map(({ index, eventId, r }) => ({ index, eventId, errors: r!.errors ?? [] })),
+        ),
+      );
+    else if (refused.length > 0)
+      w.reject(
+        new InsufficientUsesError(
+          refused.map(({ eventId, r }) => ({ eventId, reason: r!.errors?.join('; ') ?? r!.status })),
+        ),
+      );
     else w.resolve();
   }
 }

@@ -6,6 +6,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DouyinMarketClient } from '../../src/douyin/index.js';
 import { createProducer, InsufficientUsesError } from '../../src/index.js';
+import { insertEvents } from '../../src/ledger/events.js';
+import { upsertKeys } from '../../src/ledger/keys.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { simulatorClient } from '../support/douyin.js';
 import { redisUrl } from '../support/services.js';
@@ -74,6 +76,40 @@ describe('admission control', () => {
       'insufficient',
       'accepted',
     ]);
+  });
+
+  it('holds last until the events are in the ledger, counted once; a retried event is admitted without spending again', async () => {
+    sim.setBalance({ openId: 'u-hold', serviceId: 's1', serviceModeId: 'm1', remaining: 10 });
+    const first = Array.from({ length: 5 }, () => event('u-hold', 1));
+    expect((await (await accept.postEvents(first)).json()).accepted).toBe(5);
+    // The worker writes them to the ledger (here by hand, as it would).
+    const keyId = [
+      ...(
+        await upsertKeys(accept.db, [
+          { openId: 'u-hold', serviceId: 's1', serviceModeId: 'm1', isTestEnv: false },
+        ])
+      ).values(),
+    ][0]!;
+    await insertEvents(
+      accept.db,
+      first.map((e) => ({
+        eventId: e.eventId,
+        keyId,
+        count: 1,
+        occurredAt: null,
+        enqueuedAt: null,
+        attributes: null,
+      })),
+    );
+    // 10 − 5 pending = 5 left (not 0: the holds of events in the ledger no longer count).
+    const more = Array.from({ length: 5 }, () => event('u-hold', 1));
+    expect((await (await accept.postEvents(more)).json()).accepted).toBe(5);
+    // A retry of an admitted event (not in the ledger yet) is admitted again, spending nothing more.
+    const retry = await (await accept.postEvents(more[0])).json();
+    expect(retry.results[0].status).toBe('accepted');
+    expect((await (await accept.postEvents(event('u-hold', 1))).json()).results[0].status).toBe(
+      'insufficient',
+    );
   });
 
   it('an unknown balance follows the policy; test mode is admitted', async () => {
