@@ -14,6 +14,11 @@ import type { BalanceKey } from '../ledger/balance-snapshots.js';
 import type { Ledger } from '../ledger/pg-ledger.js';
 import { balanceOf, type PurchaseListReader } from './balance.js';
 
+/** Keys of one request admitted at the same time (each may read Douyin, each holds a connection). */
+const KEYS_AT_ONCE = 4;
+/** A request's admission budget, ms: well inside the server's 10 s answer. */
+export const ADMISSION_BUDGET_MS = 5_000;
+
 export interface AdmissionOptions {
   /** What to do when the balance is unknown (METER_ADMISSION_UNKNOWN). */
   unknown: 'accept' | 'reject';
@@ -22,6 +27,8 @@ export interface AdmissionOptions {
   /** METER_BALANCE_MAX_AGE_SEC. */
   maxAgeSec: number;
   douyin?: PurchaseListReader;
+  /** A request's admission budget, ms (keys not reached in time: unknown). Default ADMISSION_BUDGET_MS. */
+  budgetMs?: number;
 }
 
 export interface Refusal {
@@ -51,11 +58,31 @@ export class Admission {
       byKey.set(k, group);
     }
     const refused = new Map<string, Refusal>();
-    for (const { key, events: group } of byKey.values()) {
-      if (key.isTestEnv) continue;
-      for (const [id, r] of await this.admitKey(key, group)) refused.set(id, r);
-    }
+    // A few keys at a time (each may read Douyin), within the request's budget: a
+    // key not reached in time follows the unknown-balance policy, so the request is
+    // answered inside the server's timeout and never enqueued after it.
+    const deadline = Date.now() + (this.o.budgetMs ?? ADMISSION_BUDGET_MS);
+    const groups = [...byKey.values()].filter((g) => !g.key.isTestEnv);
+    let next = 0;
+    const lane = async () => {
+      while (next < groups.length) {
+        const { key, events: group } = groups[next++]!;
+        const outcome =
+          Date.now() < deadline
+            ? await this.admitKey(key, group)
+            : this.unknown(group, 'the request ran out of time for admission');
+        for (const [id, r] of outcome) refused.set(id, r);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(KEYS_AT_ONCE, groups.length) }, lane));
     return refused;
+  }
+
+  /** The unknown-balance policy for these events. */
+  private unknown(events: UsageEvent[], why: string): Map<string, Refusal> {
+    return new Map(
+      this.o.unknown === 'reject' ? events.map((e) => [e.eventId, unknownBalance(why)] as const) : [],
+    );
   }
 
   private async admitKey(key: BalanceKey, events: UsageEvent[]): Promise<Map<string, Refusal>> {
@@ -95,9 +122,7 @@ export class Admission {
       });
     } catch (err) {
       // The ledger cannot decide now: the balance is unknown.
-      refused.clear();
-      if (this.o.unknown === 'reject')
-        for (const e of events) refused.set(e.eventId, unknownBalance((err as Error).message));
+      return this.unknown(events, (err as Error).message);
     }
     return refused;
   }

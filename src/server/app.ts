@@ -65,7 +65,7 @@ export interface ServerDeps {
   /** Body limit of POST /v1/events, bytes. Default 1 MiB. */
   ingestBodyLimit?: number;
   /** Admission control (METER_ADMISSION=reject): on when given. */
-  admission?: Pick<AdmissionOptions, 'unknown' | 'holdSec'>;
+  admission?: Pick<AdmissionOptions, 'unknown' | 'holdSec' | 'budgetMs'>;
   /** METER_BALANCE_MAX_AGE_SEC (default 300). */
   balanceMaxAgeSec?: number;
   /** DOUYIN_CLIENT_SECRET: the key of Douyin's webhook signatures. Without it the webhook answers 503. */

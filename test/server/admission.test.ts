@@ -149,4 +149,35 @@ describe('admission control', () => {
       await producer.close();
     }
   });
+
+  it('answers within its budget: keys not reached in time follow the unknown-balance policy', async () => {
+    const users = Array.from({ length: 6 }, (_, i) => `u-slow-${i}`);
+    for (const openId of users)
+      sim.setBalance({ openId, serviceId: 's1', serviceModeId: 'm1', remaining: 10 });
+    const slow = await startTestServer({
+      label: 'admission_budget',
+      databaseUrl: accept.databaseUrl,
+      douyin: client,
+      admission: { unknown: 'reject', holdSec: 60, budgetMs: 300 },
+    });
+    sim.setFaults({ latencyMs: 400 });
+    try {
+      const t0 = performance.now();
+      const body = await (await slow.postEvents(users.map((u) => event(u, 1)))).json();
+      // Four keys at a time, each reading Douyin (400 ms): the first four in time, the rest not.
+      expect(body.results.map((r: { status: string }) => r.status)).toEqual([
+        'accepted',
+        'accepted',
+        'accepted',
+        'accepted',
+        'insufficient',
+        'insufficient',
+      ]);
+      expect(body.results[5].errors[0]).toMatch(/ran out of time/);
+      expect(performance.now() - t0).toBeLessThan(8_000); // inside the server's 10 s answer
+    } finally {
+      sim.setFaults({ latencyMs: 0 });
+      await slow.close();
+    }
+  });
 });
