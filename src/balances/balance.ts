@@ -16,6 +16,7 @@ import {
   type Snapshot,
 } from '../ledger/balance-snapshots.js';
 import type { Sql } from '../ledger/db.js';
+import { keyIdOf } from '../ledger/keys.js';
 import { newestOrderAt } from '../ledger/orders.js';
 import { chargedUsesSince, eventsByStatus } from '../ledger/reports.js';
 
@@ -113,11 +114,4 @@ export async function readPurchaseList(
   const snapshot: Snapshot = { remaining, asOf, source };
   await recordSnapshot(db, key, snapshot);
   return snapshot;
-}
-
-async function keyIdOf(db: Sql, k: BalanceKey): Promise<number | undefined> {
-  const rows = await db.$queryRaw<{ id: number }[]>`
-    SELECT id FROM meter_key WHERE open_id = ${k.openId} AND service_id = ${k.serviceId}
-      AND service_mode_id = ${k.serviceModeId} AND is_test_env = ${k.isTestEnv}`;
-  return rows[0]?.id;
 }

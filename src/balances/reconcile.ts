@@ -13,6 +13,7 @@ import type { BalanceKey } from '../ledger/balance-snapshots.js';
 import { latestSnapshot } from '../ledger/balance-snapshots.js';
 import { type DriftRow, ledgerBetween, recordDrift } from '../ledger/drift.js';
 import { releaseKeyLease, takeKeyLease } from '../ledger/key-lease.js';
+import { keyIdOf } from '../ledger/keys.js';
 import type { Ledger } from '../ledger/pg-ledger.js';
 import { type PurchaseListReader, readPurchaseList } from './balance.js';
 
@@ -43,10 +44,8 @@ export async function reconcileKey(
   o: ReconcileOptions,
 ): Promise<Reconciled> {
   if (key.isTestEnv) return { key, status: 'skipped_test_env' };
-  const keyRow = await db.$queryRaw<{ id: number }[]>`
-    SELECT id FROM meter_key WHERE open_id = ${key.openId} AND service_id = ${key.serviceId}
-      AND service_mode_id = ${key.serviceModeId} AND is_test_env = ${key.isTestEnv}`;
-  const lease = keyRow[0] ? await takeKeyLease(db, keyRow[0].id, o.owner, LEASE_MS) : undefined;
+  const keyId = await keyIdOf(db, key);
+  const lease = keyId !== undefined ? await takeKeyLease(db, keyId, o.owner, LEASE_MS) : undefined;
   if (lease?.kind === 'busy') return { key, status: 'busy' };
   try {
     const previous = await latestSnapshot(db, key, 'reconcile');

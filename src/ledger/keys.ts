@@ -35,6 +35,14 @@ export function keyString(k: KeyFields): string {
   return `${k.openId}\n${k.serviceId}\n${k.serviceModeId}\n${k.isTestEnv}`;
 }
 
+/** The id of the key with these fields, if it exists. */
+export async function keyIdOf(db: Sql, k: KeyFields): Promise<number | undefined> {
+  const rows = await db.$queryRaw<{ id: number }[]>`
+    SELECT id FROM meter_key WHERE open_id = ${k.openId} AND service_id = ${k.serviceId}
+      AND service_mode_id = ${k.serviceModeId} AND is_test_env = ${k.isTestEnv}`;
+  return rows[0]?.id;
+}
+
 /** Whether the key has events in no batch yet. */
 export async function keyHasPendingEvents(db: Sql, keyId: number): Promise<boolean> {
   return (await keysHavePendingEvents(db, [keyId]))[0]!;

@@ -10,9 +10,12 @@ import { balanceOf } from '../../src/balances/balance.js';
 import { reconcileKey } from '../../src/balances/reconcile.js';
 import { Reconciler } from '../../src/balances/reconciler.js';
 import type { DouyinMarketClient } from '../../src/douyin/index.js';
+import { RateLimiter } from '../../src/douyin/index.js';
 import { releaseKeyLease, takeKeyLease } from '../../src/ledger/key-lease.js';
 import { upsertKeys } from '../../src/ledger/keys.js';
 import { createLogger } from '../../src/logger.js';
+import { Charger } from '../../src/metering/charger.js';
+import { LeaseBusyError } from '../../src/metering/errors.js';
 import { registry } from '../../src/metrics.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { repoRoot, startTestServer, type TestServer } from '../server/helpers.js';
@@ -174,5 +177,70 @@ describe('reconciliation', () => {
     const listed = (await (await s.api('/api/drift')).json()).items.map((d: { openId: string }) => d.openId);
     expect(listed.sort()).toEqual(['u-cli', 'u-periodic', 'u-rec']);
     expect(gauge).toBe(3);
+  });
+
+  it('racing charge runs for the same key: every use deducted exactly once, and no drift found', async () => {
+    sim.setBalance({ ...key('u-race'), remaining: 1_000 });
+    const charger = new Charger({
+      db: s.db,
+      api: client,
+      limiter: new RateLimiter({ redis, key: uniquePrefix('reconcile-race-rl'), qps: 1_000 }),
+      logger: createLogger({ level: 'silent' }),
+      workerId: 'race-worker',
+      insufficientPolicy: 'reject',
+      windowMs: 200,
+      maxEvents: 1_000,
+      maxCount: 1_000_000,
+      deadlineSec: 60,
+      idempotencyWindowSec: 2_592_000,
+      leaseMs: 30_000,
+    });
+    const keyId = [...(await upsertKeys(s.db, [key('u-race')])).values()][0]!;
+    expect(await reconcileKey(s.db, client, key('u-race'), OPTS)).toMatchObject({ status: 'baseline' });
+    let uses = 0;
+    const outcomes: string[] = [];
+    /** Resolves once `owner` holds the key's lease (its run is between its statements). */
+    const holding = async (owner: string) => {
+      for (;;) {
+        const rows = await s.db.$queryRaw<{ owner: string | null; until: Date | null }[]>`
+          SELECT owner, until FROM key_lease WHERE key_id = ${keyId}`;
+        if (rows[0]?.owner === owner && rows[0].until) return;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    const chargeOrBusy = () =>
+      charger.chargeKey(keyId).catch((err) => {
+        if (err instanceof LeaseBusyError) return 'busy';
+        throw err;
+      });
+    sim.setFaults({ latencyMs: 150 }); // each Douyin call holds the lease a while
+    try {
+      for (let round = 0; round < 4; round++) {
+        await addEvents(s.db, keyId, [1 + round, 2], `race-${round}`);
+        uses += 3 + round;
+        // Each in turn takes the key's lease first; the other meets it held.
+        if (round % 2 === 0) {
+          const charging = chargeOrBusy();
+          await holding('race-worker');
+          const checked = await reconcileKey(s.db, client, key('u-race'), OPTS);
+          outcomes.push(await charging, checked.status);
+        } else {
+          const checking = reconcileKey(s.db, client, key('u-race'), OPTS);
+          await holding(OPTS.owner);
+          const charged = await chargeOrBusy();
+          const checked = await checking;
+          outcomes.push(charged, checked.status);
+          if (checked.status === 'checked') expect(checked.drift.drift).toBe(0);
+        }
+      }
+    } finally {
+      sim.setFaults({ latencyMs: 0 });
+    }
+    expect(outcomes).toEqual(['charged', 'busy', 'busy', 'checked', 'charged', 'busy', 'busy', 'checked']);
+    while ((await charger.chargeKey(keyId)) !== 'idle');
+    const final = await reconcileKey(s.db, client, key('u-race'), OPTS);
+    expect(final).toMatchObject({ status: 'checked', drift: { drift: 0, cumulativeDrift: 0 } });
+    const deducted = sim.state().balances.find((b) => b.openId === 'u-race')!.deducted;
+    expect(deducted).toBe(uses);
   });
 });
