@@ -4,10 +4,14 @@
 // baseline (one DecrUserRemainTimes per event) on the same simulator settings.
 // Machines of one kind differ by 1.5x, so the ratios are the figures to compare.
 // PostgreSQL runs with production durability unless --unsafe-fast-db. A burst by
-// default; --rate R --duration S sends at a steady rate instead. Prints
+// default; --rate R --duration S sends at a steady rate instead; --webhooks adds
+// an endpoint wanting every notification (batch.charged too) at a local receiver
+// and reports when the last batch.charged arrived. Prints
 // human-readable figures, or one JSON object with --json. See docs/performance.md.
 import { type ChildProcess, execSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -19,6 +23,7 @@ import { startRedis } from '../src/devservices/redis.js';
 import { DouyinMarketClient } from '../src/douyin/index.js';
 import { RateLimiter } from '../src/douyin/rate-limiter.js';
 import type { UsageEventInput } from '../src/events/schema.js';
+import { NOTIFICATION_TYPES } from '../src/notify/event-types.js';
 import { createProducer } from '../src/producer/producer.js';
 import { EVENTS_PER_JOB } from '../src/queue/queues.js';
 import { startSimulator } from '../src/simulator/index.js';
@@ -41,6 +46,7 @@ const { values: a } = parseArgs({
     rate: { type: 'string' },
     duration: { type: 'string', default: '40' },
     json: { type: 'boolean', default: false },
+    webhooks: { type: 'boolean', default: false },
   },
 });
 const N = a.rate === undefined ? Number(a.events) : Math.round(Number(a.rate) * Number(a.duration));
@@ -89,6 +95,28 @@ const databaseUrl = dbUrl.toString();
 await migrate(databaseUrl);
 const prefix = `bench-${Date.now()}`;
 
+// --webhooks: a receiver answering 204, and an endpoint wanting every type.
+const hooks = { received: 0, charged: 0, lastAt: 0 };
+const receiver = createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    hooks.received++;
+    if (req.headers['x-meter-event-type'] === 'batch.charged') hooks.charged++;
+    hooks.lastAt = performance.now();
+    res.writeHead(204).end();
+  });
+});
+if (a.webhooks) {
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  await c.query(`INSERT INTO webhook_endpoint (url, event_types, secret) VALUES ($1, $2, 'whsec_bench')`, [
+    `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+    NOTIFICATION_TYPES,
+  ]);
+  await c.end();
+}
+
 const sim = await startSimulator({
   faults: {
     qps: QPS,
@@ -136,7 +164,8 @@ const env = {
   REDIS_PREFIX: prefix,
   DATABASE_URL: databaseUrl,
   METER_BATCH_WINDOW_MS: a.window,
-  LOG_LEVEL: 'warn',
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+  NOTIFY_ALLOWED_HOSTS: '127.0.0.1',
 };
 const workers: ChildProcess[] = Array.from({ length: WORKERS }, () =>
   spawn(process.execPath, WORKER_ARGS, {
@@ -214,6 +243,27 @@ for (;;) {
   await sleep(100);
 }
 const elapsedSec = (performance.now() - t0) / 1000;
+// --webhooks: every charged batch's batch.charged delivered.
+let notifiedSec: number | undefined;
+let hookAttempts: { deliveries: number; attempts: number; errors: string[] | null } | undefined;
+if (a.webhooks) {
+  const want = Number(
+    (await db.query(`SELECT count(*)::int AS n FROM charge_batch WHERE status = 'charged'`)).rows[0].n,
+  );
+  while (hooks.charged < want) {
+    if ((performance.now() - t0) / 1000 > 600)
+      throw new Error('not all batch.charged delivered within 600 s');
+    await sleep(50);
+  }
+  notifiedSec = (hooks.lastAt - t0) / 1000;
+  await sleep(1_000); // a late duplicate (at least once) still counts
+  const r = await db.query(
+    `SELECT count(*)::int AS deliveries, sum(attempts)::int AS attempts,
+            (array_agg(last_error) FILTER (WHERE attempts > 1))[1:3] AS errors
+     FROM notification_delivery`,
+  );
+  hookAttempts = r.rows[0];
+}
 clearInterval(rssTimer);
 
 const state = sim.state();
@@ -275,6 +325,7 @@ await client.close();
 redis.disconnect();
 await db.end();
 await sim.close();
+receiver.close();
 await admin.query(`DROP DATABASE ${dbName} WITH (FORCE)`).catch(() => {});
 await admin.end();
 for (const c of cleanups) await c();
@@ -311,6 +362,14 @@ const result = {
   exact,
   lowerBoundSec: round(keys / QPS),
   baseline: { endToEndEventsPerSec: Math.round(baseN / baseSec), douyinCalls: baseN, events: baseN },
+  webhooks: a.webhooks
+    ? {
+        requests: hooks.received,
+        batchChargedReceived: hooks.charged,
+        allDeliveredSec: round(notifiedSec!),
+        ...hookAttempts!,
+      }
+    : undefined,
 };
 if (a.json) process.stdout.write(`${JSON.stringify(result)}\n`);
 else {
@@ -327,6 +386,10 @@ else {
   log(
     `ratio to the PostgreSQL insert limit: ${result.ratio.endToEndToPgInsert} (${endToEndEventsPerSec} / ${pgInsertEventsPerSec} rows/s)`,
   );
+  if (result.webhooks)
+    log(
+      `webhooks: ${result.webhooks.requests} requests for ${result.webhooks.deliveries} deliveries (${result.webhooks.attempts} attempts), the last batch.charged ${result.webhooks.allDeliveredSec} s after the first event`,
+    );
   if (result.steady)
     log(
       `steady: ${result.steady.callsPerSec} Douyin calls/s at ${RATE} events/s for ${DURATION} s (QPS ${QPS})`,

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseErrorKinds } from './douyin/errors.js';
+import { AddressGuard } from './notify/address-guard.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -47,6 +48,40 @@ export const configSchema = z.object({
   METER_ADMISSION_HOLD_SEC: int(3_600, 1, 7 * 86_400),
   /** Workers reconcile the keys active since the last run this often (0: never; the CLI still can). At most ~23 days (a timer's limit). */
   METER_RECONCILE_INTERVAL_SEC: int(3_600, 0, 2_000_000),
+  /**
+   * Where the meter's webhooks may go: when set, only to these addresses, CIDR ranges
+   * and host names (private ones included); unset, to public addresses only
+   * (docs/notifications.md).
+   */
+  NOTIFY_ALLOWED_HOSTS: optionalString.transform((v, ctx): string[] => {
+    if (v === undefined) return [];
+    const entries = v
+      .split(',')
+      .map((e) => e.trim())
+      .filter((e) => e !== '');
+    // The guard itself judges each entry, so what is accepted here is what it can hold.
+    const bad = entries.flatMap((e) => {
+      try {
+        new AddressGuard([e]);
+        return [];
+      } catch (err) {
+        return [(err as Error).message];
+      }
+    });
+    if (bad.length > 0) {
+      ctx.addIssue({ code: 'custom', message: bad.join('; ') });
+      return z.NEVER;
+    }
+    return entries;
+  }),
+  /** A failed webhook delivery's first retry comes after about this (half fixed, half random), then doubling up to 1 h. */
+  NOTIFY_RETRY_BASE_MS: int(5_000, 10, 3_600_000),
+  /** A delivery still failing this long after it was made is given up (3 days). */
+  NOTIFY_GIVE_UP_AFTER_SEC: int(259_200, 1, 30 * 86_400),
+  /** An endpoint whose deliveries have failed for this long without a success is disabled (24 h). */
+  NOTIFY_DISABLE_AFTER_SEC: int(86_400, 1, 30 * 86_400),
+  /** Webhook deliveries in flight at once per worker. */
+  NOTIFY_CONCURRENCY: int(16, 1, 1_000),
   /**
    * How long Douyin remembers an out_trade_no (one month). Past it the same call
    * deducts again, so nothing re-sends a batch whose first attempt is older than

@@ -1,5 +1,6 @@
 // The package's public surface: the producer SDK (and its balance client), the
-// event schema, the Douyin client and its errors. Everything else is internal.
+// event schema, the Douyin client and its errors, and verifyWebhook for app
+// services receiving the meter's webhooks. Everything else is internal.
 
 export * from './douyin/index.js'; // the client, its errors (DouyinError, kinds, codes) and schemas
 export {
@@ -9,6 +10,13 @@ export {
   usageEventSchema,
   validateEvent,
 } from './events/schema.js';
+export {
+  DEFAULT_NOTIFICATION_TYPES,
+  type MeterNotification,
+  NOTIFICATION_TYPES,
+  type NotificationType,
+} from './notify/event-types.js';
+export { SIGNATURE_HEADER, verifyWebhook, WebhookVerificationError } from './notify/signature.js';
 export {
   type BalanceClient,
   type BalanceClientOptions,

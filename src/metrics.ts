@@ -71,3 +71,17 @@ export const balanceDriftKeys = new Gauge({
   help: "Keys whose drift since their first reconciliation is not 0 (Douyin's remaining times against the ledger's expectation); every worker sets it from the database",
   registers: [registry],
 });
+
+export const notificationDeliveriesTotal = new Counter({
+  name: 'um_notification_deliveries_total',
+  help: "Webhook delivery attempts to app services' endpoints, by outcome (delivered, retry, give_up) and type",
+  labelNames: ['outcome', 'type'] as const,
+  registers: [registry],
+});
+
+export const notificationDeliveryDuration = new Histogram({
+  name: 'um_notification_delivery_duration_seconds',
+  help: 'Time of one webhook delivery attempt, from request to answer (or failure)',
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});

@@ -80,4 +80,40 @@ describe('configuration', () => {
       /not an IP address or CIDR: 10.0.0.0\/33, proxy.local/,
     );
   });
+
+  it('NOTIFY_ALLOWED_HOSTS: addresses, CIDR ranges and host names; anything the guard cannot hold is named', () => {
+    const ok = loadConfig([], {
+      NOTIFY_ALLOWED_HOSTS: ' 127.0.0.1, 10.0.0.0/8,[::1], fd00::/8 ,hooks.internal',
+    });
+    expect(ok.NOTIFY_ALLOWED_HOSTS).toEqual([
+      '127.0.0.1',
+      '10.0.0.0/8',
+      '[::1]',
+      'fd00::/8',
+      'hooks.internal',
+    ]);
+    expect(loadConfig([], {}).NOTIFY_ALLOWED_HOSTS).toEqual([]);
+    for (const bad of [
+      '::ffff:10.0.0.0/104',
+      '10.0.0.0/33',
+      '10.0.0.0/8/1',
+      'host name',
+      'a_b.example',
+      'x.example/24',
+    ]) {
+      const err = (() => {
+        try {
+          loadConfig([], { NOTIFY_ALLOWED_HOSTS: `127.0.0.1,${bad}` });
+        } catch (e) {
+          return e as ConfigError;
+        }
+      })();
+      expect({ bad, problems: err?.problems.join('\n') }).toEqual({
+        bad,
+        problems: expect.stringMatching(
+          new RegExp(`NOTIFY_ALLOWED_HOSTS.*${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
+        ),
+      });
+    }
+  });
 });

@@ -43,6 +43,15 @@ export async function keyIdOf(db: Sql, k: KeyFields): Promise<number | undefined
   return rows[0]?.id;
 }
 
+/** The fields of the key with this id, if there is one. */
+export async function keyFieldsOf(db: Sql, keyId: number): Promise<KeyFields | undefined> {
+  const rows = await db.$queryRaw<KeyFields[]>`
+    SELECT open_id AS "openId", service_id AS "serviceId", service_mode_id AS "serviceModeId",
+           is_test_env AS "isTestEnv"
+    FROM meter_key WHERE id = ${keyId}`;
+  return rows[0];
+}
+
 /** Whether the key has events in no batch yet. */
 export async function keyHasPendingEvents(db: Sql, keyId: number): Promise<boolean> {
   return (await keysHavePendingEvents(db, [keyId]))[0]!;

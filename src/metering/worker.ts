@@ -1,15 +1,18 @@
 // Assembles a worker process: the `events` consumer, the `charge` consumer, the
-// shared rate limiter and the sweeper. Many such processes may run at once.
+// shared rate limiter, the sweeper, the reconciler and the notifier (webhooks).
+// Many such processes may run at once.
 import { hostname } from 'node:os';
 import { type Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { PurchaseListReader } from '../balances/balance.js';
 import { Reconciler } from '../balances/reconciler.js';
 import type { Config } from '../config.js';
 import { douyinReadLimiter } from '../douyin/client.js';
 import { createDouyinClientFromConfig, douyinRateLimiter } from '../douyin/index.js';
 import { createPgLedger } from '../ledger/pg-ledger.js';
 import { douyinCallDuration, rateLimitWait } from '../metrics.js';
+import { startNotifier } from '../notify/notifier.js';
 import {
   CHARGE_QUEUE,
   type ChargeJobData,
@@ -24,6 +27,9 @@ import { RetryableChargeError } from './errors.js';
 import { IngestProcessor } from './ingest-processor.js';
 import type { MeterDouyinApi } from './interfaces.js';
 import { Sweeper } from './sweeper.js';
+
+/** Outcomes after which the key's balance is checked for balance.low. */
+const SETTLED = new Set(['charged', 'partial', 'insufficient', 'dead']);
 
 /** A held key is looked at again no sooner than this (its hold may be about to end). */
 const HELD_RECHECK_MIN_MS = 20;
@@ -113,6 +119,29 @@ export async function startMeterWorker({
     keyCacheSize: config.METER_KEY_CACHE_SIZE,
   });
 
+  // Reconciliation's and balance.low's reads take the reads' share of the QPS, like the server's.
+  const reads = douyinReadLimiter(config, redis);
+  const readDouyin: PurchaseListReader = {
+    getUserServicePurchaseList: async (input, opts) => {
+      await reads.acquire(opts?.signal);
+      return api.getUserServicePurchaseList(input, opts);
+    },
+  };
+  const notifier = startNotifier({
+    db,
+    connection: connect,
+    prefix,
+    logger,
+    douyin: readDouyin,
+    allowedHosts: config.NOTIFY_ALLOWED_HOSTS,
+    retryBaseMs: config.NOTIFY_RETRY_BASE_MS,
+    giveUpAfterSec: config.NOTIFY_GIVE_UP_AFTER_SEC,
+    disableAfterSec: config.NOTIFY_DISABLE_AFTER_SEC,
+    concurrency: config.NOTIFY_CONCURRENCY,
+    lockDurationMs: lockDuration,
+    backoffStrategy: meterBackoff({ baseMs: config.METER_RETRY_BASE_MS, maxMs: config.METER_RETRY_MAX_MS }),
+  });
+
   const common = {
     connection: connect(),
     prefix,
@@ -146,6 +175,11 @@ export async function startMeterWorker({
         );
       else if (outcome !== 'idle' && (await charger.hasPendingEvents(job.data.keyId)))
         await scheduleCharge(queues.charge, [job.data.keyId], config.METER_BATCH_WINDOW_MS);
+      if (SETTLED.has(outcome))
+        await notifier.afterSettled(job.data.keyId).catch((err: Error) =>
+          // The next settled run asks again; the charge itself is done.
+          logger.warn({ keyId: job.data.keyId, err: err.message }, 'balance.low check not scheduled'),
+        );
       return outcome;
     },
     { ...common, connection: connect(), concurrency: config.METER_CHARGE_CONCURRENCY },
@@ -158,20 +192,13 @@ export async function startMeterWorker({
     });
   }
 
-  // Reconciliation reads take the reads' share of the QPS, like the server's.
-  const reads = douyinReadLimiter(config, redis);
   const reconciler =
     config.METER_RECONCILE_INTERVAL_SEC > 0
       ? new Reconciler({
           db,
           redis,
           prefix,
-          douyin: {
-            getUserServicePurchaseList: async (input, opts) => {
-              await reads.acquire(opts?.signal);
-              return api.getUserServicePurchaseList(input, opts);
-            },
-          },
+          douyin: readDouyin,
           intervalMs: config.METER_RECONCILE_INTERVAL_SEC * 1000,
           workerId,
           logger,
@@ -200,6 +227,7 @@ export async function startMeterWorker({
       await sweeper.stop();
       await reconciler?.stop();
       await Promise.all([eventsWorker.close(), chargeWorker.close()]);
+      await notifier.close();
       await queues.close();
       if (!givenApi) await (api as { close?: () => Promise<void> }).close?.();
       await Promise.all([db.$disconnect(), ingestDb.$disconnect()]);

@@ -16,6 +16,7 @@ import { Admission, type AdmissionOptions } from '../balances/admission.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import type { Logger } from '../logger.js';
+import { createNotifyQueue } from '../notify/queue.js';
 import { WebhookProcessor } from '../orders/process-webhook-messages.js';
 import { createQueues } from '../queue/queues.js';
 import { registerActionRoutes } from './api-actions.js';
@@ -26,6 +27,7 @@ import { registerReadRoutes } from './api-read.js';
 import { registerRejectedRoutes } from './api-rejected.js';
 import { registerUsageRoutes } from './api-usage.js';
 import { registerUserRoutes } from './api-users.js';
+import { registerWebhookEndpointRoutes } from './api-webhook-endpoints.js';
 import { ApiKeys, Operators, type SessionOptions, SessionSigner } from './auth.js';
 import type { OperatorDouyinApi } from './douyin-api.js';
 import { errorBody, HttpError } from './errors.js';
@@ -70,6 +72,8 @@ export interface ServerDeps {
   balanceMaxAgeSec?: number;
   /** DOUYIN_CLIENT_SECRET: the key of Douyin's webhook signatures. Without it the webhook answers 503. */
   douyinClientSecret?: string;
+  /** NOTIFY_ALLOWED_HOSTS: where webhook endpoints may point (empty: public addresses only). */
+  notifyAllowedHosts?: string[];
   /** How long a /readyz result is reused, ms. Default 1000. */
   readyCacheMs?: number;
   /** Time each /readyz check may take, ms. Default 1000. */
@@ -156,8 +160,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     admission,
   });
   const fallbackIngestor = new Ingestor({ redis: deps.redis, prefix: deps.prefix, admission });
+  // Redeliveries from the dashboard are enqueued here; the workers send them.
+  const notifyQueue = createNotifyQueue(deps.redis, deps.prefix);
+  notifyQueue.on('error', () => {});
   app.addHook('onClose', async () => {
-    await Promise.all([queues.close(), ingestor.close(), fallbackIngestor.close()]);
+    await Promise.all([queues.close(), notifyQueue.close(), ingestor.close(), fallbackIngestor.close()]);
   });
 
   registerHealthRoutes(app, {
@@ -213,6 +220,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       registerRejectedRoutes(api, deps);
       registerOrderRoutes(api, deps.db);
       registerDriftRoutes(api, deps.db);
+      registerWebhookEndpointRoutes(api, {
+        db: deps.db,
+        notifyQueue,
+        allowedHosts: deps.notifyAllowedHosts ?? [],
+        logger,
+      });
     },
     { prefix: '/api' },
   );

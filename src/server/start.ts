@@ -66,6 +66,7 @@ export async function startServer({
     trustProxy: config.TRUST_PROXY,
     douyinClientSecret: config.DOUYIN_CLIENT_SECRET,
     balanceMaxAgeSec: config.METER_BALANCE_MAX_AGE_SEC,
+    notifyAllowedHosts: config.NOTIFY_ALLOWED_HOSTS,
     admission:
       config.METER_ADMISSION === 'reject'
         ? { unknown: config.METER_ADMISSION_UNKNOWN, holdSec: config.METER_ADMISSION_HOLD_SEC }

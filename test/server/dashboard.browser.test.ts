@@ -2,7 +2,9 @@
 // sign in, watch numbers and batches move while events flow, replay a dead batch
 // from the page until it is charged, look a user up, and fit a 375 px screen; then
 // test-mode badges, the Replay/Resolve buttons of dead and insufficient batches, and
-// what a skipped action says. Screenshots go to test-results/.
+// what a skipped action says; and the Webhooks page (endpoints, their secret shown
+// once, the disabled notice, the delivery log and Redeliver). Screenshots go to
+// test-results/.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -85,7 +87,15 @@ describe('dashboard in chromium', () => {
       logger: createLogger({ level: 'silent' }),
     });
     douyinClose = () => (douyin as { close?: () => Promise<void> }).close?.() ?? Promise.resolve();
-    s = await startTestServer({ label: 'web', webDir, databaseUrl, prefix, douyin });
+    // Webhook endpoints may point at 127.0.0.1 (the Webhooks page's test), nowhere else private.
+    s = await startTestServer({
+      label: 'web',
+      webDir,
+      databaseUrl,
+      prefix,
+      douyin,
+      notifyAllowedHosts: ['127.0.0.1'],
+    });
 
     await mkdir(shots, { recursive: true });
     browser = await chromium.launch({
@@ -376,6 +386,297 @@ describe('dashboard in chromium', () => {
       resolvedAs: 'uncharged',
       resolvedBy: OPERATOR.user,
     });
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  // Runs src/server/api-webhook-endpoints.ts behind the page (webhooks.ts).
+  it('webhooks page: make an endpoint, its secret shown once; edit, rotate, the disabled notice, the delivery log and Redeliver, 375 px', async () => {
+    const { context, page, pageErrors, dialogs, answer } = await signedInPage();
+    const HOOK = 'http://127.0.0.1:9/hook';
+    await page.getByTestId('nav-webhooks').click();
+    await expect.poll(() => page.getByTestId('webhooks-empty').isVisible()).toBe(true);
+    expect(await page.getByTestId('queue-status').isVisible()).toBe(false);
+    expect(await page.getByTestId('nav-webhooks').getAttribute('aria-current')).toBe('page');
+
+    // The new endpoint's event types: every type but the opt-in batch.charged, ticked.
+    const create = page.getByTestId('webhook-create');
+    const form = page.getByTestId('webhook-create-form');
+    const boxes = form.locator('input[name=eventTypes]');
+    await expect.poll(() => boxes.count()).toBe(7);
+    const ticked: Record<string, boolean> = {};
+    for (const box of await boxes.all()) ticked[(await box.getAttribute('value'))!] = await box.isChecked();
+    expect(ticked).toEqual({
+      'batch.insufficient': true,
+      'batch.partial': true,
+      'batch.dead': true,
+      'batch.charged': false,
+      'balance.low': true,
+      'purchase.updated': true,
+      'reconcile.drift': true,
+    });
+
+    // A private address not allowed: the server's message under the form, nothing made.
+    await form.getByTestId('form-url').fill('http://10.0.0.1/hook');
+    await form.getByTestId('form-submit').click();
+    await expect
+      .poll(() => form.getByTestId('form-error').textContent())
+      .toBe('webhooks may not go there: 10.0.0.1 is not in NOTIFY_ALLOWED_HOSTS');
+    expect(await s.db.webhookEndpoint.count()).toBe(0);
+
+    // Made: the secret in a read-only field, with the warning; the same as stored.
+    await form.getByTestId('form-url').fill(HOOK);
+    await form.getByTestId('form-description').fill('billing service');
+    await form.getByTestId('form-threshold').fill('25');
+    await form.getByTestId('form-type-batch.charged').check();
+    await form.getByTestId('form-type-purchase.updated').uncheck();
+    await form.getByTestId('form-submit').click();
+    const secretField = create.getByTestId('webhook-secret');
+    await expect.poll(() => secretField.count()).toBe(1);
+    const secret = await secretField.inputValue();
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+    expect(await secretField.isEditable()).toBe(false);
+    expect(await create.getByTestId('webhook-secret-note').textContent()).toMatch(
+      /^Copy it now, it is not shown again/,
+    );
+    expect(await form.getByTestId('form-error').textContent()).toBe('');
+    const made = await s.db.webhookEndpoint.findFirstOrThrow({ where: { url: HOOK } });
+    expect(made).toMatchObject({
+      description: 'billing service',
+      lowBalanceThreshold: 25,
+      secret,
+      enabled: true,
+    });
+    expect([...made.eventTypes].sort()).toEqual([
+      'balance.low',
+      'batch.charged',
+      'batch.dead',
+      'batch.insufficient',
+      'batch.partial',
+      'reconcile.drift',
+    ]);
+    const createAudit = { target: String(made.id), action: 'webhook-endpoint.create' };
+    expect(await s.db.operatorAudit.findFirstOrThrow({ where: createAudit })).toMatchObject({
+      actor: OPERATOR.user,
+    });
+
+    // Listed with what it wants and its (empty) delivery counts.
+    const block = page.locator(`[data-testid=webhook-endpoint][data-endpoint-id="${made.id}"]`);
+    await expect.poll(() => block.count()).toBe(1);
+    expect(await block.getByTestId('endpoint-url').textContent()).toBe(HOOK);
+    expect(await block.getByTestId('endpoint-description').textContent()).toBe('billing service');
+    expect(await block.getByTestId('endpoint-state').textContent()).toMatch(/^enabled/);
+    expect(await block.getByTestId('endpoint-types').textContent()).toBe(
+      'batch.insufficient, batch.partial, batch.dead, batch.charged, balance.low, reconcile.drift',
+    );
+    expect(await block.getByTestId('endpoint-threshold').textContent()).toBe('below 25 uses');
+    expect(await block.getByTestId('endpoint-counts').textContent()).toBe(
+      '0 pending · 0 delivered · 0 failed · 0 cancelled',
+    );
+    expect(await block.getByTestId('endpoint-failing').textContent()).toBe('–');
+
+    // Shown once: the page loaded again (still #webhooks) has it nowhere.
+    await page.reload();
+    await expect.poll(() => block.count()).toBe(1);
+    expect(await page.getByTestId('webhook-secret').count()).toBe(0);
+    expect(await page.content()).not.toContain(secret);
+
+    // Edit its event types: only what changed is sent.
+    await block.getByTestId('endpoint-edit').click();
+    const edit = block.getByTestId('endpoint-edit-form');
+    expect(await edit.getByTestId('form-type-batch.charged').isChecked()).toBe(true);
+    await edit.getByTestId('form-type-batch.charged').uncheck();
+    await edit.getByTestId('form-type-batch.partial').uncheck();
+    await edit.getByTestId('form-submit').click();
+    await expect.poll(() => block.getByTestId('endpoint-message').textContent()).toBe('Saved: eventTypes.');
+    expect(await block.getByTestId('endpoint-types').textContent()).toBe(
+      'batch.insufficient, batch.dead, balance.low, reconcile.drift',
+    );
+    expect(await block.getByTestId('endpoint-edit-form').count()).toBe(0);
+    const edited = await s.db.webhookEndpoint.findUniqueOrThrow({ where: { id: made.id } });
+    expect([...edited.eventTypes].sort()).toEqual([
+      'balance.low',
+      'batch.dead',
+      'batch.insufficient',
+      'reconcile.drift',
+    ]);
+    expect(edited).toMatchObject({ url: HOOK, lowBalanceThreshold: 25, secret });
+    const updateAudit = await s.db.operatorAudit.findFirstOrThrow({
+      where: { target: String(made.id), action: 'webhook-endpoint.update' },
+    });
+    expect(Object.keys(updateAudit.details as object)).toEqual(['eventTypes']);
+
+    // An endpoint the workers disabled: a notice with its reason, here and on the overview.
+    const reason = 'deliveries failing for 24 h (last: HTTP 503)';
+    const disabledAt = new Date(Date.now() - 5 * 60_000);
+    const off = await s.db.webhookEndpoint.create({
+      data: {
+        url: 'https://hooks.example.com/meter',
+        eventTypes: ['batch.dead'],
+        secret: 'whsec_not-shown',
+        enabled: false,
+        disabledReason: reason,
+        disabledAt,
+        failingSince: new Date(disabledAt.getTime() - 86_400_000),
+      },
+    });
+    const notices = page.getByTestId('webhook-disabled-notice');
+    const notice = page.locator(`[data-testid=webhook-disabled-notice][data-endpoint-id="${off.id}"]`);
+    expect(await notices.count()).toBe(0);
+    await page.getByTestId('webhooks-refresh').click();
+    await expect.poll(() => notice.isVisible()).toBe(true);
+    expect(await notices.count()).toBe(1);
+    expect(await notice.getByTestId('notice-reason').textContent()).toBe(reason);
+    expect(await notice.textContent()).toContain(`Webhook endpoint ${off.id} is disabled`);
+    expect(await notice.textContent()).toContain('https://hooks.example.com/meter');
+    const offBlock = page.locator(`[data-testid=webhook-endpoint][data-endpoint-id="${off.id}"]`);
+    expect(await offBlock.getAttribute('data-enabled')).toBe('false');
+    expect(await offBlock.getByTestId('endpoint-state').textContent()).toMatch(/^disabled/);
+    await page.goto(`${s.url}/`);
+    await expect.poll(() => page.getByTestId('queue-status').isVisible()).toBe(true);
+    await expect.poll(() => notice.isVisible()).toBe(true);
+    expect(await page.getByTestId('webhooks-page').isVisible()).toBe(false);
+    await page.getByTestId('nav-webhooks').click();
+    await expect.poll(() => block.count()).toBe(1);
+
+    // The delivery log: a given-up delivery, and 26 delivered ones (two pages).
+    const dead = await s.db.notification.create({
+      // Dispatched already: the workers' dispatcher leaves it alone.
+      data: { type: 'batch.dead', data: { batchId: '77', openId: 'web-hook' }, dispatchedAt: new Date() },
+    });
+    const failed = await s.db.notificationDelivery.create({
+      data: {
+        notificationId: dead.id,
+        endpointId: made.id,
+        status: 'failed',
+        attempts: 3,
+        lastStatusCode: 500,
+        lastError: 'HTTP 500',
+        lastAttemptAt: new Date(),
+      },
+    });
+    for (let i = 0; i < 26; i++) {
+      const n = await s.db.notification.create({
+        data: { type: 'balance.low', data: { openId: `web-low-${i}` }, dispatchedAt: new Date() },
+      });
+      await s.db.notificationDelivery.create({
+        data: {
+          notificationId: n.id,
+          endpointId: made.id,
+          status: 'delivered',
+          attempts: 1,
+          lastStatusCode: 200,
+        },
+      });
+    }
+    await page.getByTestId('webhooks-refresh').click();
+    await expect
+      .poll(() => block.getByTestId('endpoint-counts').textContent())
+      .toBe('0 pending · 26 delivered · 1 failed · 0 cancelled');
+    await block.getByTestId('endpoint-deliveries').click();
+    const rows = block.getByTestId('delivery-row');
+    await expect.poll(() => rows.count()).toBe(25);
+    expect(await block.getByTestId('deliveries-more').isVisible()).toBe(true);
+    await block.getByTestId('deliveries-more').click();
+    await expect.poll(() => rows.count()).toBe(27);
+    expect(await block.getByTestId('deliveries-more').isVisible()).toBe(false);
+    const row = block.locator(`[data-testid=delivery-row][data-delivery-id="${failed.id}"]`);
+    expect(await row.getAttribute('data-status')).toBe('failed');
+    expect(await row.getByTestId('delivery-attempts').textContent()).toBe('3');
+    expect(await row.getByTestId('delivery-code').textContent()).toBe('500');
+    expect(await row.getByTestId('delivery-error').textContent()).toBe('HTTP 500');
+    expect(await row.textContent()).toContain(dead.id);
+    expect(await row.textContent()).toContain('batch.dead');
+
+    // The status filter.
+    await block.getByTestId('delivery-status-filter').selectOption('failed');
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.getAttribute('data-delivery-id')).toBe(String(failed.id));
+    await block.getByTestId('delivery-status-filter').selectOption('cancelled');
+    await expect
+      .poll(() => block.getByTestId('delivery-message').textContent())
+      .toBe('No cancelled deliveries.');
+    expect(await rows.count()).toBe(0);
+    await block.getByTestId('delivery-status-filter').selectOption('failed');
+    await expect.poll(() => rows.count()).toBe(1);
+
+    // Redeliver: pending again, in the row and in the ledger.
+    await row.getByTestId('delivery-redeliver').click();
+    await expect.poll(() => row.getAttribute('data-status')).toBe('pending');
+    expect(await block.getByTestId('delivery-message').textContent()).toBe(
+      `Delivery ${failed.id} is queued to be sent again.`,
+    );
+    expect(await row.getByTestId('delivery-status').textContent()).toMatch(/redelivered ×1/);
+    // (The workers may be trying it already: 127.0.0.1 is not theirs to reach, so it stays pending.)
+    expect(await s.db.notificationDelivery.findUniqueOrThrow({ where: { id: failed.id } })).toMatchObject({
+      status: 'pending',
+      redeliveries: 1,
+    });
+    const redeliverAudit = { target: String(failed.id), action: 'webhook-delivery.redeliver' };
+    expect(await s.db.operatorAudit.findFirstOrThrow({ where: redeliverAudit })).toMatchObject({
+      actor: OPERATOR.user,
+    });
+
+    // Rotate its secret, the old one kept 24 h: the new one shown once, in its block.
+    await block.getByTestId('endpoint-rotate').click();
+    await block.getByTestId('rotate-keep').selectOption('86400');
+    await block.getByTestId('rotate-submit').click();
+    const rotatedField = block.getByTestId('webhook-secret');
+    await expect.poll(() => rotatedField.count()).toBe(1);
+    const rotated = await rotatedField.inputValue();
+    expect(rotated).toMatch(/^whsec_/);
+    expect(rotated).not.toBe(secret);
+    expect(await block.getByTestId('endpoint-message').textContent()).toMatch(
+      /^Secret rotated; the old one stays valid until /,
+    );
+    const afterRotation = await s.db.webhookEndpoint.findUniqueOrThrow({ where: { id: made.id } });
+    expect(afterRotation).toMatchObject({ secret: rotated, previousSecret: secret });
+    expect(afterRotation.previousSecretUntil!.getTime()).toBeGreaterThan(Date.now() + 86_000_000);
+    expect(dialogs).toEqual([]);
+    // The log stayed open, with its filter, across the list's reload after the rotation
+    // (the redelivered one is no longer failed).
+    expect(await block.getByTestId('delivery-status-filter').inputValue()).toBe('failed');
+    await expect
+      .poll(() => block.getByTestId('delivery-message').textContent())
+      .toBe('No failed deliveries.');
+    expect(await rows.count()).toBe(0);
+    await block.getByTestId('webhook-secret-done').click();
+    await expect.poll(() => page.getByTestId('webhook-secret').count()).toBe(0);
+
+    // 375 px: the page, the notice and an open delivery log fit.
+    await page.setViewportSize({ width: 375, height: 800 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: join(shots, 'dashboard-webhooks-375px.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // Enable from the notice: the notice goes, the endpoint is enabled again.
+    await notice.getByTestId(`notice-enable-${off.id}`).click();
+    await expect.poll(() => notices.count()).toBe(0);
+    expect(await offBlock.getAttribute('data-enabled')).toBe('true');
+    expect(await s.db.webhookEndpoint.findUniqueOrThrow({ where: { id: off.id } })).toMatchObject({
+      enabled: true,
+      disabledReason: null,
+      disabledAt: null,
+      failingSince: null,
+    });
+
+    // Delete, after a confirm: refused first, then accepted.
+    await offBlock.getByTestId('endpoint-delete').click();
+    await expect.poll(() => dialogs.length).toBe(1);
+    expect(dialogs[0]).toBe(
+      `Delete webhook endpoint ${off.id} (https://hooks.example.com/meter) with its delivery log?`,
+    );
+    expect(await s.db.webhookEndpoint.count({ where: { id: off.id } })).toBe(1);
+    answer.ok = true;
+    await offBlock.getByTestId('endpoint-delete').click();
+    await expect.poll(() => offBlock.count()).toBe(0);
+    expect(await page.getByTestId('webhooks-message').textContent()).toBe(
+      `Deleted webhook endpoint ${off.id} (https://hooks.example.com/meter).`,
+    );
+    expect(await s.db.webhookEndpoint.count({ where: { id: off.id } })).toBe(0);
+    await page.screenshot({ path: join(shots, 'dashboard-webhooks.png'), fullPage: true });
+
     expect(pageErrors).toEqual([]);
     await context.close();
   });

@@ -34,7 +34,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export interface TestServerOptions extends Partial<Omit<ServerDeps, 'logger'>> {
+export interface TestServerOptions extends Partial<ServerDeps> {
   label: string;
   /** Default: a fresh database cloned from the migrated template. */
   databaseUrl?: string;

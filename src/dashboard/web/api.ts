@@ -1,6 +1,7 @@
 // The dashboard's calls to the operator API (same origin; the session cookie rides along).
-// Every POST carries a JSON body with content-type application/json, `{}` when there is
-// nothing to say: the server refuses a change without one (src/server/origin.ts).
+// Every POST and PATCH carries a JSON body with content-type application/json, `{}` when
+// there is nothing to say: the server refuses a change without one (src/server/origin.ts).
+// A DELETE carries none (the origin rule alone holds for it).
 
 export class UnauthorizedError extends Error {
   override name = 'UnauthorizedError';
@@ -35,6 +36,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 
 export const apiGet = <T>(path: string) => request<T>('GET', path);
 export const apiPost = <T>(path: string, body: unknown = {}) => request<T>('POST', path, body);
+export const apiPatch = <T>(path: string, body: unknown) => request<T>('PATCH', path, body);
 export const apiDelete = <T>(path: string) => request<T>('DELETE', path);
 
 /** A query string from the defined values. */

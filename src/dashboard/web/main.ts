@@ -1,4 +1,6 @@
-// The operators' dashboard: sign-in, then a page that refreshes itself every ~2 s.
+// The operators' dashboard: sign-in, then the overview, which refreshes itself every
+// ~2 s, or the Webhooks page (#webhooks, webhooks.ts), which loads when shown and
+// after each change. The disabled webhook endpoints' notices show above both.
 import { ApiError, apiDelete, apiGet, apiPost, qs, UnauthorizedError } from './api.js';
 import { type BatchActions, renderBatchDetail, renderBatches, renderDead } from './batches.js';
 import { renderChart } from './chart.js';
@@ -19,13 +21,19 @@ import type {
   UserResponse,
 } from './types.js';
 import { renderUser } from './user.js';
+import { createWebhooksPage } from './webhooks.js';
 
 const REFRESH_MS = 2_000;
+/** The overview reloads the webhook notices this often, not on every refresh. */
+const NOTICES_MS = 30_000;
+
+type View = 'overview' | 'webhooks';
 
 const el = {
   signin: byId('signin'),
   signinForm: byId<HTMLFormElement>('signin-form'),
   signinError: byId('signin-error'),
+  nav: byId('nav'),
   dashboard: byId('dashboard'),
   whoami: byId('whoami'),
   signout: byId<HTMLButtonElement>('signout'),
@@ -44,6 +52,12 @@ const el = {
   batchDetail: byId('batch-detail'),
   userForm: byId<HTMLFormElement>('user-form'),
   user: byId('user'),
+  webhooksPage: byId('webhooks-page'),
+  webhooksRefresh: byId<HTMLButtonElement>('webhooks-refresh'),
+  webhooksList: byId('webhooks'),
+  webhooksMessage: byId('webhooks-message'),
+  webhookCreate: byId('webhook-create'),
+  webhookNotices: byId('webhook-notices'),
 };
 
 let timer: number | undefined;
@@ -51,6 +65,32 @@ let signedIn = false;
 let lookedUpUser: string | undefined;
 /** The batch whose details are open, if any. */
 let shownBatch: string | undefined;
+/** When the overview last reloaded the webhook notices. */
+let noticesAt = 0;
+
+const webhooks = createWebhooksPage(
+  {
+    list: el.webhooksList,
+    message: el.webhooksMessage,
+    create: el.webhookCreate,
+    notices: el.webhookNotices,
+  },
+  (err) => handle(err),
+);
+
+/** The page the address names: #webhooks, else the overview. */
+const currentView = (): View => (window.location.hash === '#webhooks' ? 'webhooks' : 'overview');
+
+const stamp = () => {
+  el.updated.textContent = `updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
+};
+
+function loadWebhooks(): void {
+  webhooks.load().then(() => {
+    stamp();
+    showBanner(undefined);
+  }, handle);
+}
 
 function showBanner(message: string | undefined): void {
   el.banner.hidden = !message;
@@ -61,6 +101,11 @@ function showSignIn(): void {
   signedIn = false;
   if (timer !== undefined) window.clearTimeout(timer);
   el.dashboard.hidden = true;
+  el.webhooksPage.hidden = true;
+  el.webhookNotices.hidden = true;
+  el.nav.hidden = true;
+  webhooks.clear();
+  noticesAt = 0;
   el.signout.hidden = true;
   el.whoami.textContent = '';
   el.updated.textContent = '';
@@ -71,10 +116,30 @@ function showSignIn(): void {
 function showDashboard(user: string): void {
   signedIn = true;
   el.signin.hidden = true;
-  el.dashboard.hidden = false;
+  el.nav.hidden = false;
   el.signout.hidden = false;
   el.whoami.textContent = user;
-  void refresh();
+  showView();
+}
+
+/** Shows the page the address names; leaving the Webhooks page forgets its shown secrets. */
+function showView(): void {
+  if (!signedIn) return;
+  const view = currentView();
+  for (const a of el.nav.querySelectorAll('a')) {
+    if (a.dataset['view'] === view) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  el.dashboard.hidden = view !== 'overview';
+  el.webhooksPage.hidden = view !== 'webhooks';
+  if (view === 'webhooks') {
+    if (timer !== undefined) window.clearTimeout(timer);
+    loadWebhooks();
+  } else {
+    webhooks.clear();
+    noticesAt = 0;
+    void refresh();
+  }
 }
 
 /** Errors of background work: sign-in again on 401, a banner otherwise. */
@@ -104,13 +169,21 @@ async function refresh(): Promise<void> {
     el.replayAll.disabled = dead.items.length === 0;
     renderRejected(el.rejected, rejected);
     renderDrift(el.drift, drift.items);
-    el.updated.textContent = `updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
+    stamp();
     showBanner(undefined);
   } catch (err) {
     handle(err);
     if (!signedIn) return;
   }
-  if (signedIn) timer = window.setTimeout(() => void refresh(), REFRESH_MS);
+  if (signedIn && Date.now() - noticesAt >= NOTICES_MS) {
+    noticesAt = Date.now();
+    webhooks.loadNotices().catch(handle);
+  }
+  if (signedIn && currentView() === 'overview') {
+    // Two refreshes may overlap (an action's and the timer's): one timer still.
+    if (timer !== undefined) window.clearTimeout(timer);
+    timer = window.setTimeout(() => void refresh(), REFRESH_MS);
+  }
 }
 
 async function showBatch(id: string): Promise<void> {
@@ -213,6 +286,10 @@ el.replayAll.addEventListener('click', () => {
 });
 
 el.batchStatus.addEventListener('change', () => void refresh());
+
+el.webhooksRefresh.addEventListener('click', loadWebhooks);
+
+window.addEventListener('hashchange', showView);
 
 el.userForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();

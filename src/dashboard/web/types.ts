@@ -3,11 +3,12 @@
 import type { TokenStatus } from '../../douyin/token.js';
 import type { CallStats, RecentCallError } from '../../ledger/attempts.js';
 import type { MinutePoint } from '../../ledger/reports.js';
+import type { DeliveryView, EndpointView } from '../../ledger/webhook-endpoints.js';
 import type { MeterStatus } from '../../metering/status.js';
 import type { DouyinFailure } from '../../server/douyin-api.js';
 import type { BatchView, KeyView } from '../../server/views.js';
 
-export type { BatchView, KeyView, MinutePoint, RecentCallError };
+export type { BatchView, DeliveryView, EndpointView, KeyView, MinutePoint, RecentCallError };
 
 export type StatusResponse = MeterStatus & { now: string };
 
@@ -98,4 +99,24 @@ export interface ReplayResult {
 export interface ResolveResult {
   resolved: string[];
   skipped: { id: string; reason: string }[];
+}
+
+/** GET /api/webhook-endpoints. */
+export interface WebhookEndpointList {
+  items: EndpointView[];
+  /** Every notification type an endpoint may want. */
+  eventTypes: string[];
+  /** What a new endpoint wants unless told otherwise (batch.charged is opt-in). */
+  defaultEventTypes: string[];
+}
+
+/** POST /api/webhook-endpoints and POST …/rotate-secret: the secret is in no other answer. */
+export interface EndpointWithSecret {
+  endpoint: EndpointView;
+  secret: string;
+}
+
+export interface DeliveryPage {
+  items: DeliveryView[];
+  nextCursor: string | null;
 }
