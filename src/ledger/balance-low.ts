@@ -1,9 +1,10 @@
 // balance.low (docs/notifications.md): a key's available balance crossing below an
 // endpoint's threshold. balance_low_state remembers, per endpoint and key, that it
-// fired; the state and the notification are written in one statement, so a
-// crossing is notified once however many checks race. The state is cleared (the
-// alert re-armed) when the balance is back at the threshold, or by an order of the
-// key (the trigger on douyin_order).
+// fired, under which threshold; the state and the notification are written in one
+// statement, so a crossing is notified once however many checks race. The state is
+// cleared (the alert re-armed) when a check finds the balance back at the
+// threshold; a state of another threshold (the operator changed it, perhaps while
+// a check was under way) counts as none.
 import type { Sql } from './db.js';
 
 /** Records the key's available balance; returns how many balance.low notifications that wrote. */
@@ -21,9 +22,11 @@ export async function recordBalanceLevel(
       DELETE FROM balance_low_state s USING e
       WHERE s.endpoint_id = e.id AND s.key_id = ${keyId}::int AND ${available}::int >= e.threshold
     ), fired AS (
-      INSERT INTO balance_low_state (endpoint_id, key_id, available)
-      SELECT e.id, ${keyId}::int, ${available}::int FROM e WHERE ${available}::int < e.threshold
-      ON CONFLICT (endpoint_id, key_id) DO NOTHING
+      INSERT INTO balance_low_state (endpoint_id, key_id, threshold, available)
+      SELECT e.id, ${keyId}::int, e.threshold, ${available}::int FROM e WHERE ${available}::int < e.threshold
+      ON CONFLICT (endpoint_id, key_id) DO UPDATE
+        SET threshold = excluded.threshold, available = excluded.available, since = now()
+        WHERE balance_low_state.threshold <> excluded.threshold
       RETURNING endpoint_id
     ), n AS (
       INSERT INTO notification (type, endpoint_id, data)

@@ -1,5 +1,6 @@
 // A delivery's attempts (notification_delivery) and its endpoint's health: the
 // statements the notify worker runs around one HTTP request.
+import { storableText } from './attempts.js';
 import type { Sql } from './db.js';
 
 export interface DeliveryToSend {
@@ -68,7 +69,7 @@ export async function startDeliveryAttempt(db: Sql, id: bigint, round: number): 
     };
   const cancelled = await db.$executeRaw`
     UPDATE notification_delivery d SET status = 'cancelled', next_attempt_at = NULL,
-           last_error = 'endpoint disabled: not sent'
+           last_error = COALESCE(d.last_error || ' / ', '') || 'cancelled: endpoint disabled'
     FROM webhook_endpoint e
     WHERE d.id = ${id} AND d.status = 'pending' AND d.redeliveries = ${round}::int
       AND e.id = d.endpoint_id AND NOT e.enabled`;
@@ -99,7 +100,8 @@ export async function recordDeliveryAttempt(
   const ok = o.kind === 'delivered';
   const status = o.kind === 'delivered' ? 'delivered' : o.kind === 'give_up' ? 'failed' : 'pending';
   const delaySec = o.kind === 'retry' ? o.delayMs / 1000 : null;
-  const error = o.kind === 'delivered' ? null : o.error.slice(0, 2000);
+  // A receiver's words, made storable (a NUL would make this statement fail on every retry).
+  const error = o.kind === 'delivered' ? null : storableText(o.error.slice(0, 2000));
   const rows = await db.$queryRaw<{ disabled: boolean }[]>`
     WITH d AS (
       UPDATE notification_delivery SET status = ${status}, last_status_code = ${o.statusCode ?? null}::int,
@@ -129,4 +131,15 @@ export async function recordDeliveryAttempt(
     )
     SELECT disabled FROM e`;
   return { disabledEndpoint: rows[0]?.disabled === true };
+}
+
+/**
+ * Cancels the endpoint's pending deliveries (it was disabled): nothing is sent to
+ * it, even if it is enabled again before their jobs run; an operator can redeliver.
+ */
+export async function cancelPendingDeliveries(db: Sql, endpointId: bigint): Promise<number> {
+  return db.$executeRaw`
+    UPDATE notification_delivery SET status = 'cancelled', next_attempt_at = NULL,
+           last_error = COALESCE(last_error || ' / ', '') || 'cancelled: endpoint disabled'
+    WHERE endpoint_id = ${endpointId} AND status = 'pending'`;
 }

@@ -2,6 +2,7 @@
 // server's /api/webhook-endpoints. The worker's delivery statements are in
 // notification-deliveries.ts.
 import type { NotificationDelivery, PrismaClient, WebhookEndpoint } from '../generated/prisma/client.js';
+import { cancelPendingDeliveries } from './notification-deliveries.js';
 
 export interface EndpointInput {
   url: string;
@@ -95,7 +96,10 @@ export async function createEndpoint(
   return endpointView(row, new Map());
 }
 
-/** Changes what is given; enabling an endpoint clears its failing spell and disabled notice. */
+/**
+ * Changes what is given; enabling an endpoint clears its failing spell and disabled
+ * notice; disabling it cancels its pending deliveries.
+ */
 export async function updateEndpoint(
   db: PrismaClient,
   id: bigint,
@@ -117,6 +121,7 @@ export async function updateEndpoint(
       ...(disabling ? { disabledReason: 'disabled by an operator', disabledAt: new Date() } : {}),
     },
   });
+  if (disabling) await cancelPendingDeliveries(db, id);
   return getEndpoint(db, id);
 }
 

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Sql } from '../ledger/db.js';
 import {
   type AttemptOutcome,
+  cancelPendingDeliveries,
   recordDeliveryAttempt,
   startDeliveryAttempt,
 } from '../ledger/notification-deliveries.js';
@@ -82,11 +83,15 @@ export class DeliveryProcessor {
       attempt: d.attempt,
       ms: result.durationMs,
     };
-    if (disabledEndpoint)
+    if (disabledEndpoint) {
+      // This delivery and every other pending one of the endpoint: nothing more goes there.
+      const cancelled = await cancelPendingDeliveries(this.o.db, d.endpoint.id);
       this.o.logger.warn(
-        { ...log, endpointId: String(d.endpoint.id) },
+        { ...log, endpointId: String(d.endpoint.id), cancelled },
         'webhook endpoint disabled: failing too long',
       );
+      return 'cancelled';
+    }
     if (outcome.kind === 'retry') {
       this.o.logger.info(
         { ...log, error: outcome.error, retryInMs: outcome.delayMs },

@@ -23,7 +23,7 @@ export const DEFAULT_NOTIFICATION_TYPES: NotificationType[] = NOTIFICATION_TYPES
 export interface MeterNotification<D = Record<string, unknown>> {
   id: string;
   type: NotificationType;
-  /** When the state change it reports committed (ISO 8601). */
+  /** When the transaction that made the change it reports began, moments before it committed (ISO 8601). */
   createdAt: string;
   data: D;
 }

@@ -115,5 +115,13 @@ async function readAtMost(body: AsyncIterable<Buffer> & { destroy(): void }, lim
   } finally {
     body.destroy();
   }
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8').replace(/\s+/g, ' ').trim();
+  // Control characters (a NUL above all: PostgreSQL text cannot hold one) become spaces.
+  return (
+    Buffer.concat(chunks)
+      .subarray(0, limit)
+      .toString('utf8')
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces.
+      .replace(/[\s\x00-\x1f\x7f]+/g, ' ')
+      .trim()
+  );
 }

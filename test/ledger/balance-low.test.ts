@@ -43,5 +43,11 @@ describe('recordBalanceLevel', () => {
     expect(await db.balanceLowState.findMany({ where: { keyId: 7 }, select: { endpointId: true } })).toEqual([
       { endpointId: at10 },
     ]);
+    // The threshold changes (say, while a check was under way): the state of the old
+    // one does not hide a crossing of the new one.
+    await db.webhookEndpoint.update({ where: { id: at10 }, data: { lowBalanceThreshold: 5 } });
+    expect(await level(4)).toBe(1);
+    expect((await notified()).at(-1)).toEqual([at10, 4]);
+    expect(await level(3)).toBe(0);
   });
 });

@@ -98,6 +98,12 @@ describe('DeliverySender', () => {
     expect(receiver.received.map((x) => x.path)).toEqual(['/from']);
   });
 
+  it('keeps no control character of an answer (PostgreSQL text cannot hold a NUL)', async () => {
+    receiver = await startReceiver(() => ({ status: 500, body: 'a\u0000b\u0007\r\nc' }));
+    const r = await send(sender(['127.0.0.1']), `${receiver.url}/nul`);
+    expect(r.error).toBe('HTTP 500: a b c');
+  });
+
   it('reads at most 1 KiB of an answer', async () => {
     receiver = await startReceiver(() => ({ status: 500, body: 'x'.repeat(5_000_000) }));
     const r = await send(sender(['127.0.0.1']), `${receiver.url}/big`);

@@ -76,7 +76,9 @@ describe('/api/webhook-endpoints', () => {
     await s.api(`/api/webhook-endpoints/${normalized.body.endpoint.id}`, { method: 'DELETE' });
 
     // balance.low's state is per threshold: changing it starts afresh.
-    await s.db.balanceLowState.create({ data: { endpointId: BigInt(id), keyId: 1, available: 2 } });
+    await s.db.balanceLowState.create({
+      data: { endpointId: BigInt(id), keyId: 1, threshold: 10, available: 2 },
+    });
     const changed = await json(
       await s.api(`/api/webhook-endpoints/${id}`, {
         method: 'PATCH',
@@ -221,15 +223,30 @@ describe('/api/webhook-endpoints', () => {
       expect(twice.body.delivery.redeliveries).toBe(2);
       const jobs = await queue.getJobs(['waiting']);
       expect(jobs.map((j) => j.id).sort()).toEqual([`d-${ids[0]}-r1`, `d-${ids[0]}-r2`]);
-      // Another endpoint's delivery, or one of a disabled endpoint: refused.
+      // Another endpoint's delivery: not found there, and left as it was.
       const other = await json(
-        await s.api(`/api/webhook-endpoints/999/deliveries/${ids[1]}/redeliver`, {
+        await s.api('/api/webhook-endpoints', { method: 'POST', body: { url: 'http://localhost:9/other' } }),
+      );
+      const through = await json(
+        await s.api(`/api/webhook-endpoints/${other.body.endpoint.id}/deliveries/${ids[1]}/redeliver`, {
           method: 'POST',
           body: {},
         }),
       );
-      expect(other.status).toBe(404);
-      await s.db.webhookEndpoint.update({ where: { id: endpointId }, data: { enabled: false } });
+      expect(through.status).toBe(404);
+      expect((await s.db.notificationDelivery.findUniqueOrThrow({ where: { id: ids[1]! } })).status).toBe(
+        'failed',
+      );
+      // One of a disabled endpoint: refused.
+      // An operator disables the endpoint: its pending delivery is cancelled at once.
+      const off = await json(
+        await s.api(`/api/webhook-endpoints/${endpointId}`, { method: 'PATCH', body: { enabled: false } }),
+      );
+      expect(off.body.endpoint).toMatchObject({ enabled: false, disabledReason: 'disabled by an operator' });
+      expect(await s.db.notificationDelivery.findUniqueOrThrow({ where: { id: ids[0]! } })).toMatchObject({
+        status: 'cancelled',
+        lastError: 'HTTP 500 / cancelled: endpoint disabled',
+      });
       const disabled = await json(
         await s.api(`/api/webhook-endpoints/${endpointId}/deliveries/${ids[1]}/redeliver`, {
           method: 'POST',

@@ -85,6 +85,8 @@ CREATE INDEX "notification_delivery_pending_idx" ON "notification_delivery"("nex
 CREATE TABLE "balance_low_state" (
     "endpoint_id" BIGINT NOT NULL,
     "key_id" INTEGER NOT NULL,
+    -- The threshold it fired under: a state of another threshold counts as none.
+    "threshold" INTEGER NOT NULL,
     "available" INTEGER NOT NULL,
     "since" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 

@@ -562,6 +562,8 @@ export function createWebhooksPage(el: WebhooksPageElements, onError: (err: unkn
   /** Whether the page is shown (else only the notices are kept current). */
   let shown = false;
   const secrets = new Map<string, string>();
+  /** Bumped by clear(): an answer arriving after the page was left keeps no secret and draws nothing. */
+  let generation = 0;
   const messages = new Map<string, { text: string; bad: boolean }>();
   const logs = new Map<string, string>();
 
@@ -647,10 +649,11 @@ export function createWebhooksPage(el: WebhooksPageElements, onError: (err: unkn
         )
           return;
         void act(e.id, async () => {
+          const asked = generation;
           const r = await apiPost<EndpointWithSecret>(endpointPath(e.id, '/rotate-secret'), {
             keepOldForSec,
           });
-          secrets.set(e.id, r.secret);
+          if (asked === generation) secrets.set(e.id, r.secret);
           return keepOldForSec > 0
             ? `Secret rotated; the old one stays valid until ${fmtTime(r.endpoint.previousSecretUntil)}.`
             : 'Secret rotated; the old one is revoked.';
@@ -689,7 +692,9 @@ export function createWebhooksPage(el: WebhooksPageElements, onError: (err: unkn
       submitLabel: 'Create endpoint',
       onError,
       onSubmit: async (v) => {
+        const asked = generation;
         const r = await apiPost<EndpointWithSecret>('/api/webhook-endpoints', v);
+        if (asked !== generation) return;
         created = { id: r.endpoint.id, secret: r.secret };
         messages.set(r.endpoint.id, { text: 'Created.', bad: false });
         createShown = false;
@@ -709,7 +714,9 @@ export function createWebhooksPage(el: WebhooksPageElements, onError: (err: unkn
 
   async function load(): Promise<void> {
     shown = true;
+    const asked = generation;
     const l = await fetchList();
+    if (asked !== generation) return;
     renderList(l);
     if (!createShown) renderCreate(l);
   }
@@ -720,6 +727,7 @@ export function createWebhooksPage(el: WebhooksPageElements, onError: (err: unkn
       await fetchList();
     },
     clear: () => {
+      generation += 1;
       shown = false;
       list = undefined;
       created = undefined;
