@@ -8,17 +8,19 @@
 // an endpoint wanting every notification (batch.charged too) at a local receiver
 // and reports when the last batch.charged arrived. Prints
 // human-readable figures, or one JSON object with --json. See docs/performance.md.
+
 import { type ChildProcess, execSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
 import { startPostgres } from '../src/devservices/postgres.js';
-import { sleep } from '../src/devservices/process.js';
+
 import { startRedis } from '../src/devservices/redis.js';
 import { DouyinMarketClient } from '../src/douyin/index.js';
 import { RateLimiter } from '../src/douyin/rate-limiter.js';

@@ -14,7 +14,7 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-/** Every variable the project reads, with its default. Listed in .env.example and the README. */
+/** Every variable the project reads, with its default. Listed in .env.example and docs/configuration.md. */
 export const configSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
@@ -26,7 +26,7 @@ export const configSchema = z.object({
   DOUYIN_CONNECT_TIMEOUT_MS: int(5_000, 100, 600_000),
   /** Refresh the shared client_token this many seconds before it expires. */
   DOUYIN_TOKEN_REFRESH_MARGIN_SEC: int(300, 0, 7_000),
-  /** Extra error-code mapping, `code=kind` pairs separated by commas (see README). */
+  /** Extra error-code mapping, `code=kind` pairs separated by commas (see docs/douyin-client.md). */
   DOUYIN_ERROR_KINDS: optionalString.superRefine((v, ctx) => {
     try {
       parseErrorKinds(v);

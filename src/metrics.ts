@@ -1,5 +1,5 @@
 // Prometheus metrics (prom-client), one registry per process. The server and the
-// worker both expose it on /metrics. Names are listed in the README ("Metrics").
+// worker both expose it on /metrics. Names are listed in docs/http-api.md ("Metrics").
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
@@ -83,5 +83,11 @@ export const notificationDeliveryDuration = new Histogram({
   name: 'um_notification_delivery_duration_seconds',
   help: 'Time of one webhook delivery attempt, from request to answer (or failure)',
   buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+export const chargingPaused = new Gauge({
+  name: 'um_charging_paused',
+  help: 'Charging is paused deployment-wide (1) or not (0): set by the server on /metrics and by workers as they check it',
   registers: [registry],
 });

@@ -1,7 +1,9 @@
 // `npm run demo` as a newcomer runs it: no REDIS_URL, no DATABASE_URL, no .env. It
 // must bring everything up and show charged batches within a minute, then stop
 // cleanly on Ctrl-C (SIGINT to its whole process group, as a terminal sends it).
+
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
 import { repoRoot } from './support/pipeline.js';
 
@@ -30,7 +32,7 @@ it('npm run demo brings the system up, the dashboard API shows charged batches w
     let auth: string | undefined;
     let charged = 0;
     while (Date.now() - t0 < 60_000 && charged === 0) {
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       url ??= /dashboard: +(http\S+?)\/?\n/.exec(out)?.[1];
       const signIn = /sign in as: (\S+) \/ (\S+)\n/.exec(out);
       if (signIn) auth = `Basic ${Buffer.from(`${signIn[1]}:${signIn[2]}`).toString('base64')}`;

@@ -14,6 +14,7 @@ const usage = `usage: npm run cli -- <command>
   batches resolve ID --as charged|uncharged
   balance --open-id U --service-id S --service-mode-id M [--test-env] [--cached]
   reconcile [--open-id X] [--since-sec N] [--json]
+  charging pause [--reason TEXT] | resume | status
   status
 `;
 
@@ -35,6 +36,9 @@ switch (group) {
     break;
   case 'reconcile':
     code = await (await import('./reconcile.js')).runReconcileCommand(rest);
+    break;
+  case 'charging':
+    code = await (await import('./charging.js')).runChargingCommand(rest);
     break;
   case 'status':
     code = await (await import('./status.js')).runStatusCommand(rest);

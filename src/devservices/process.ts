@@ -1,7 +1,9 @@
 // Small helpers shared by the throwaway Redis and PostgreSQL servers.
+
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 export const execFileAsync = promisify(execFile);
@@ -25,8 +27,6 @@ export function findBinary(name: string, candidates: string[], hint: string): st
   for (const c of candidates) if (existsSync(c)) return c;
   throw new Error(`${name} not found (looked in ${candidates.join(', ')}). ${hint}`);
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls `check` until it resolves true or the time runs out. */
 export async function waitFor(

@@ -1,7 +1,8 @@
 // Douyin error codes, their classification into kinds, and the typed error the
-// client throws. The code-to-kind table has documented defaults (README, "Douyin
-// error codes") and can be extended per deployment with DOUYIN_ERROR_KINDS, because
-// some real codes (insufficient balance, out_trade_no conflict) are not public.
+// client throws. The code-to-kind table has documented defaults
+// (docs/douyin-client.md, "Errors and their kinds") and can be extended per
+// deployment with DOUYIN_ERROR_KINDS, because some real codes (insufficient
+// balance, out_trade_no conflict) are not public.
 
 export const ERROR_KINDS = [
   'rate_limited', // 2118110: slow the whole deployment down, retry

@@ -9,6 +9,7 @@
 // calls: calls delayed unevenly on their way (event loop, network) still arrive
 // within the platform's limit. A "too frequent"
 // answer pushes every future slot back, slowing the whole deployment down.
+import { setTimeout } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 
 const reserveScript = `
@@ -137,17 +138,11 @@ export class RateLimiter {
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** node:timers/promises' setTimeout, rejecting with the signal's own reason (a TimeoutError stays one). */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await setTimeout(ms, undefined, { signal });
+  } catch (err) {
+    throw signal?.aborted ? signal.reason : err;
+  }
 }

@@ -4,7 +4,7 @@
 // platform's answers are only known from public samples.
 import { z } from 'zod';
 
-/** Request limits, documented in the README ("Request validation"). */
+/** Request limits, documented in docs/douyin-client.md ("Request validation"). */
 export const REQUEST_LIMITS = {
   idMaxLength: 128,
   outTradeNoMaxLength: 64,

@@ -5,7 +5,9 @@
 // Processes that lose the lock keep using a still-valid token, or poll Redis for
 // the one the lock holder is fetching. A token the platform refuses is replaced;
 // a replacement refused before the platform ever accepted it is not (see invalidate).
+
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { DouyinError } from './errors.js';
@@ -104,8 +106,6 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('SET', KEYS[1], cjson.encode(t), 'PX', ttl)
 else redis.call('SET', KEYS[1], cjson.encode(t)) end
 return 1`;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class TokenProvider {
   private inflight: Promise<string> | undefined;

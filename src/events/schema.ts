@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { escapeUnstorable, isStorableText } from './text.js';
 
-/** Limits of an event, documented in the README ("The usage event"). */
+/** Limits of an event, documented in docs/events.md ("The event"). */
 export const EVENT_LIMITS = {
   idMaxLength: 128,
   maxCount: 1_000_000,

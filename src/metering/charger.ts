@@ -33,7 +33,7 @@ import {
   decidePartial,
   MAX_DERIVED,
 } from './decide.js';
-import { LeaseBusyError, LeaseLostError, RetryableChargeError } from './errors.js';
+import { ChargingPausedError, LeaseBusyError, LeaseLostError, RetryableChargeError } from './errors.js';
 import type { ChargerOptions } from './interfaces.js';
 import { newOutTradeNo } from './out-trade-no.js';
 
@@ -48,6 +48,8 @@ export type ChargeOutcome =
   | 'dead'
   /** This run lost its lease or its batch changed under it: it stopped without acting. */
   | 'stale'
+  /** Charging is paused (an operator): nothing was sent; the key's batch, if formed, waits open. */
+  | 'paused'
   /** The key's events are still arriving: its batch waits a little (see holdBackMs). */
   | 'held';
 
@@ -83,6 +85,7 @@ export class Charger {
     keyId: number,
     signal?: AbortSignal,
   ): Promise<{ outcome: ChargeOutcome; holdMsLeft?: number }> {
+    if (await this.paused()) return { outcome: 'paused' };
     // A run that would only find nothing to do, or wait, takes no lease and writes nothing.
     const probe = await this.statements.probe(keyId);
     if (!probe.openBatch && !probe.pending) return { outcome: 'idle' };
@@ -108,6 +111,10 @@ export class Charger {
     } finally {
       if (!run.released) await this.statements.release(run.lease).catch(() => {}); // else it expires by itself
     }
+  }
+
+  private paused(): Promise<boolean> {
+    return this.o.isPaused ? this.o.isPaused() : Promise.resolve(false);
   }
 
   /** Whether the key has events in no batch (after a run, whether it needs another). */
@@ -163,8 +170,14 @@ export class Charger {
     // Right before the request leaves (again after a token refresh): on time for the
     // rate limit, and with enough lease left that no other run can take the key
     // over while this call is out.
+    let pausedBeforeSend = false;
     const beforeSend = async (s?: AbortSignal) => {
       await onTime(s);
+      // The last moment to honour a pause: after this the request is out.
+      if (await this.paused()) {
+        pausedBeforeSend = true;
+        throw new ChargingPausedError();
+      }
       const callTimeoutMs = this.o.callTimeoutMs ?? 10_000;
       if (performance.now() + callTimeoutMs + LEASE_MARGIN_MS > run.renewedAt + run.lease.leaseMs) {
         const t = performance.now();
@@ -200,6 +213,7 @@ export class Charger {
       });
     } catch (err) {
       if (leaseLost) return this.stale(batch, 'lease_lost'); // nothing was sent
+      if (pausedBeforeSend) return 'paused'; // nothing was sent; the batch stays open
       if (!(err instanceof DouyinError)) throw err; // a bug or the database: BullMQ retries the run
       answer = { ok: false, kind: err.kind, retryable: err.retryable, detail: describe(err) };
       attempt = this.attempt(batch, startedAt, t0, {

@@ -22,6 +22,14 @@ export class LeaseBusyError extends RetryableChargeError {
   }
 }
 
+/** Charging was paused before the run's request left: nothing was sent. */
+export class ChargingPausedError extends Error {
+  override name = 'ChargingPausedError';
+  constructor() {
+    super('charging is paused');
+  }
+}
+
 /** The run's lease ran out and another run took the key over before a call could leave. */
 export class LeaseLostError extends Error {
   override name = 'LeaseLostError';

@@ -52,4 +52,9 @@ export interface ChargerOptions {
   callTimeoutMs?: number;
   /** How far a "too frequent" answer pushes the deployment's next call back, ms. Default 1000. */
   rateLimitPenaltyMs?: number;
+  /**
+   * Whether an operator paused charging (src/queue/charging-pause.ts): asked before a
+   * run takes its key and right before its request leaves. Default: never paused.
+   */
+  isPaused?: () => Promise<boolean>;
 }

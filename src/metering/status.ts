@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { eventsByStatus, oldestPendingEventAgeSec } from '../ledger/reports.js';
+import { type ChargingState, chargingState } from '../queue/charging-pause.js';
 import { createQueues, type EventsJobData, oldestEventsJobAgeSec } from '../queue/queues.js';
 
 export interface MeterStatus {
@@ -11,6 +12,8 @@ export interface MeterStatus {
   batches: Record<string, number>;
   queues: Record<string, Record<string, number>>;
   oldestPendingEventAgeSec: number | null;
+  /** Whether an operator paused charging, who, when and why. */
+  charging: ChargingState;
   /** Charging events an operator must look at (charge_alert): success answers for batches no longer open. */
   chargeAlerts: {
     total: number;
@@ -26,7 +29,7 @@ export async function getMeterStatus(deps: {
   const { db } = deps;
   const queues = createQueues(deps.redis, deps.prefix);
   try {
-    const [events, batches, oldest, ev, ch, alertTotal, alerts] = await Promise.all([
+    const [events, batches, oldest, ev, ch, alertTotal, alerts, charging] = await Promise.all([
       eventsByStatus(db),
       db.chargeBatch.groupBy({ by: ['status'], _count: { _all: true } }),
       oldestUnchargedEventAgeSec(db, queues.events, deps.redis),
@@ -34,12 +37,14 @@ export async function getMeterStatus(deps: {
       queues.charge.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
       db.chargeAlert.count(),
       db.chargeAlert.findMany({ orderBy: { id: 'desc' }, take: 5 }),
+      chargingState(queues.charge, deps.redis, deps.prefix),
     ]);
     return {
       events: Object.fromEntries(Object.entries(events).map(([status, c]) => [status, c.events])),
       batches: Object.fromEntries(batches.map((r) => [r.status, r._count._all])),
       queues: { events: ev, charge: ch },
       oldestPendingEventAgeSec: oldest,
+      charging,
       chargeAlerts: {
         total: alertTotal,
         latest: alerts.map((a) => ({

@@ -11,7 +11,7 @@ import type { Config } from '../config.js';
 import { douyinReadLimiter } from '../douyin/client.js';
 import { createDouyinClientFromConfig, douyinRateLimiter } from '../douyin/index.js';
 import { createPgLedger } from '../ledger/pg-ledger.js';
-import { douyinCallDuration, rateLimitWait } from '../metrics.js';
+import { chargingPaused, douyinCallDuration, rateLimitWait } from '../metrics.js';
 import { startNotifier } from '../notify/notifier.js';
 import {
   CHARGE_QUEUE,
@@ -95,6 +95,12 @@ export async function startMeterWorker({
         ),
     });
   const charger = new Charger({
+    // An operator's pause (src/queue/charging-pause.ts): BullMQ's own flag on the queue.
+    isPaused: async () => {
+      const paused = await queues.charge.isPaused();
+      chargingPaused.set(paused ? 1 : 0);
+      return paused;
+    },
     db,
     api,
     limiter,
@@ -167,7 +173,11 @@ export async function startMeterWorker({
       // here gives a key with work left its next run without waiting for the sweeper.
       // A held key is looked at again when its hold would end (sooner than the
       // window: a key whose burst stopped is charged half a window after it).
-      if (outcome === 'held')
+      // Paused: the key is looked at again after the window; the job waits in the
+      // paused queue until an operator resumes charging.
+      if (outcome === 'paused')
+        await scheduleCharge(queues.charge, [job.data.keyId], config.METER_BATCH_WINDOW_MS);
+      else if (outcome === 'held')
         await scheduleCharge(
           queues.charge,
           [job.data.keyId],

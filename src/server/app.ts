@@ -21,10 +21,12 @@ import { WebhookProcessor } from '../orders/process-webhook-messages.js';
 import { createQueues } from '../queue/queues.js';
 import { registerActionRoutes } from './api-actions.js';
 import { registerBalanceRoutes } from './api-balance.js';
+import { registerChargingRoutes } from './api-charging.js';
 import { registerDriftRoutes } from './api-drift.js';
 import { registerOrderRoutes } from './api-orders.js';
 import { registerReadRoutes } from './api-read.js';
 import { registerRejectedRoutes } from './api-rejected.js';
+import { registerSearchRoutes } from './api-search.js';
 import { registerUsageRoutes } from './api-usage.js';
 import { registerUserRoutes } from './api-users.js';
 import { registerWebhookEndpointRoutes } from './api-webhook-endpoints.js';
@@ -170,6 +172,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, {
     db: deps.db,
     redis: deps.redis,
+    prefix: deps.prefix,
     queues,
     logger,
     readyTimeoutMs: deps.readyTimeoutMs,
@@ -220,6 +223,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       registerRejectedRoutes(api, deps);
       registerOrderRoutes(api, deps.db);
       registerDriftRoutes(api, deps.db);
+      registerSearchRoutes(api, deps.db);
+      registerChargingRoutes(api, {
+        db: deps.db,
+        redis: deps.redis,
+        prefix: deps.prefix,
+        charge: queues.charge,
+        logger,
+      });
       registerWebhookEndpointRoutes(api, {
         db: deps.db,
         notifyQueue,

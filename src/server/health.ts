@@ -11,6 +11,7 @@ import { appliedMigrations, selectOne } from '../ledger/health.js';
 import type { Logger } from '../logger.js';
 import { oldestUnchargedEventAgeSec } from '../metering/status.js';
 import { oldestPendingEventAge, queueDepth, registry } from '../metrics.js';
+import { chargingState } from '../queue/charging-pause.js';
 import type { MeterQueues } from '../queue/queues.js';
 import { withTimeout } from '../timeout.js';
 import { SharedResult } from './cache.js';
@@ -18,6 +19,8 @@ import { SharedResult } from './cache.js';
 export interface HealthDeps {
   db: PrismaClient;
   redis: Redis;
+  /** REDIS_PREFIX (where the pause's who and when are kept). */
+  prefix: string;
   queues: MeterQueues;
   logger: Logger;
   /** Time each readiness check may take, ms. Default 1000. */
@@ -110,6 +113,8 @@ export function registerHealthRoutes(app: FastifyInstance, d: HealthDeps): void 
           },
         ),
       ),
+      // Sets um_charging_paused as it reads the flag.
+      withTimeout(chargingState(d.queues.charge, d.redis, d.prefix), timeoutMs, 'charging state'),
       withTimeout(
         oldestUnchargedEventAgeSec(d.db, d.queues.events, d.redis),
         timeoutMs,

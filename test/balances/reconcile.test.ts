@@ -2,7 +2,9 @@
 // remaining times against what the ledger expects from the previous snapshot. A
 // deduction made outside the meter shows as drift of exactly that many uses; the
 // meter's own charges show none; nothing is corrected.
+
 import { execFile } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -205,7 +207,7 @@ describe('reconciliation', () => {
         const rows = await s.db.$queryRaw<{ owner: string | null; until: Date | null }[]>`
           SELECT owner, until FROM key_lease WHERE key_id = ${keyId}`;
         if (rows[0]?.owner === owner && rows[0].until) return;
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
       }
     };
     const chargeOrBusy = () =>

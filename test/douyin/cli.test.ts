@@ -2,7 +2,9 @@
 // and a real Redis: bad input exits 2 having sent nothing (not even a token fetch),
 // success prints the result, a business error exits 1 with its code and logid, and
 // two processes started together with a cold cache fetch the token once.
+
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DOUYIN_PATHS } from '../../src/douyin/index.js';
 import { redisUrl, uniquePrefix } from '../support/services.js';
@@ -222,7 +224,7 @@ describe('cli douyin', () => {
   it('two processes started at once with a cold cache fetch the token exactly once', async () => {
     fake.tokenHandler = async () => {
       // Slow enough that the second process surely finds the lock taken and waits.
-      await new Promise((r) => setTimeout(r, 1_500));
+      await sleep(1_500);
       return { json: { data: { access_token: 'tok-shared', error_code: 0, expires_in: 7200 } } };
     };
     const [a, b] = await Promise.all([

@@ -1,6 +1,7 @@
 // The client against the project's simulator (src/simulator): an expired token is
 // refreshed transparently, and a deduction that was applied but whose answer was
 // lost is a 'network' error whose replay with the same out_trade_no charges once.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -105,7 +106,7 @@ describe('DouyinMarketClient against the simulator', () => {
     const bare = kinds(await burst(client));
     expect(bare.filter((k) => k === 'rate_limited').length).toBeGreaterThan(0);
 
-    await new Promise((r) => setTimeout(r, 1_100)); // the simulator's window empties
+    await sleep(1_100); // the simulator's window empties
     const config = loadConfig(['douyin'], {
       DOUYIN_BASE_URL: sim.url,
       DOUYIN_CLIENT_KEY: 'sim-client-key',

@@ -2,6 +2,7 @@
 // that counts its hits: reuse, refresh within the margin, one fetch for many
 // "processes" (TokenProvider instances with their own Redis connections), a dead
 // lock holder, compare-and-delete invalidation, token-endpoint errors.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DouyinError, DouyinMarketClient } from '../../src/douyin/index.js';
@@ -34,7 +35,6 @@ function newProcess(extra: { tokenRefreshMarginSec?: number } = {}): DouyinMarke
 
 const cacheKey = () => `${prefix}:douyin:token:${CLIENT_KEY}`;
 const lockKey = () => `${prefix}:douyin:token-lock:${CLIENT_KEY}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5_000): Promise<void> {
   const until = Date.now() + ms;

@@ -2,6 +2,7 @@
 // together in the next, a lone call waits for nothing, one key never appears twice in a statement, and
 // an error caused by an item's values (SQLSTATE class 22 or 23) fails only that call while any other
 // error fails every call.
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coalesce } from '../../src/ledger/coalesce.js';
@@ -17,7 +18,6 @@ function deferred<T = void>() {
 }
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe('coalesce, in memory', () => {
   it('gathers the calls made while a statement is in flight into the next one; each gets its own result', async () => {

@@ -1,6 +1,7 @@
 // Stale runs: a charge run that lost its key's lease (a stall longer than the
 // lease, as after a lost BullMQ lock) can neither send nor settle, and a success
 // it receives anyway is recorded with an alert, never dropped.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DouyinError, RateLimiter, type Slot } from '../../src/douyin/index.js';
 import type { MeterDouyinApi } from '../../src/metering/interfaces.js';
@@ -49,7 +50,7 @@ async function waitFor(what: () => Promise<boolean>) {
   const deadline = Date.now() + 10_000;
   while (!(await what())) {
     if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 
@@ -88,7 +89,7 @@ describe('two chargers on one key', () => {
     const a = h.charger({ workerId: 'A', leaseMs: 300, limiter: heldLimiter });
     const runA = a.chargeKey(keyId);
     await waitFor(async () => (await h.db.keyLease.findUnique({ where: { keyId } }))?.owner === 'A');
-    await new Promise((r) => setTimeout(r, 400)); // A's lease runs out while it is held
+    await sleep(400); // A's lease runs out while it is held
 
     const b = h.charger({ workerId: 'B' });
     expect(await b.chargeKey(keyId)).toBe('charged');
@@ -124,7 +125,7 @@ describe('two chargers on one key', () => {
     });
     const runA = a.chargeKey(keyId);
     await waitFor(async () => h.sim.state().trades.some((t) => t.openId === 'lease-send'));
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
 
     const b = h.charger({ workerId: 'B2' });
     expect(await b.chargeKey(keyId)).toBe('charged'); // the same out_trade_no: Douyin deduplicates
@@ -159,7 +160,7 @@ describe('two chargers on one key', () => {
     const a = h.charger({ workerId: 'A4', leaseMs: 300, deadlineSec: 1, api: slowAnswers(answer.wait) });
     const runA = a.chargeKey(keyId);
     await waitFor(async () => h.sim.state().trades.some((t) => t.openId === 'lease-dead'));
-    await new Promise((r) => setTimeout(r, 1_100)); // past the batch's deadline
+    await sleep(1_100); // past the batch's deadline
     // B finds the batch past its deadline: dead, without a call.
     expect(await h.charger({ workerId: 'B4' }).chargeKey(keyId)).toBe('dead');
     expect((await h.db.chargeBatch.findFirstOrThrow({ where: { keyId } })).status).toBe('dead');
@@ -188,7 +189,7 @@ describe('two chargers on one key', () => {
     const a = h.charger({ workerId: 'A5', leaseMs: 200, limiter: heldLimiter });
     const runA = a.chargeKey(keyId);
     await waitFor(async () => (await h.db.keyLease.findUnique({ where: { keyId } }))?.owner === 'A5');
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(700);
     heldLimiter.held.open();
     expect(await runA).toBe('charged');
     expect(deducted('lease-alone')).toBe(5);

@@ -3,7 +3,9 @@
 // DOUYIN_IDEMPOTENCY_WINDOW_SEC: it goes dead (idempotency_window), replay skips
 // it, and an operator resolves it. Shown here with a window of two seconds on both
 // the meter and the simulator.
+
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DouyinError } from '../../src/douyin/index.js';
 import { replayBatches } from '../../src/metering/replay.js';
@@ -24,7 +26,6 @@ beforeAll(async () => {
 afterAll(async () => h.close());
 
 const deducted = (openId: string) => h.sim.state().balances.find((b) => b.openId === openId)?.deducted ?? 0;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A key whose batch Douyin applied but whose answer was lost; the batch stays open. */
 async function appliedButAnswerLost(openId: string, counts: number[]) {

@@ -2,6 +2,7 @@
 // count, whatever is replayed. Scenario of the money-safety issue: 8 uses, 5
 // remaining, the derived call dies with a permanent error, the user tops up, the
 // operator replays every dead batch.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DouyinError } from '../../src/douyin/index.js';
 import { replayBatches } from '../../src/metering/replay.js';
@@ -91,7 +92,7 @@ describe('partial policy replay', () => {
     // The derived call keeps failing transiently until its deadline: outcome unknown.
     const charger = h.charger({ api, insufficientPolicy: 'partial', deadlineSec: 1 });
     await expect(charger.chargeKey(keyId)).rejects.toThrow(/lost/);
-    await new Promise((r) => setTimeout(r, 1_100));
+    await sleep(1_100);
     expect(await charger.chargeKey(keyId)).toBe('dead');
     const [parent, derived] = await h.db.chargeBatch.findMany({ where: { keyId }, orderBy: { id: 'asc' } });
     expect([parent!.status, derived!.status]).toEqual(['dead', 'dead']);

@@ -1,8 +1,9 @@
 // Webhook deliveries end to end: a worker's charge run settles a batch, the trigger
 // writes the notification in that transaction, the dispatcher and the `notify`
 // queue deliver it to a real receiver; real PostgreSQL, Redis and the simulator.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sleep } from '../../src/devservices/process.js';
+
 import { verifyWebhook } from '../../src/notify/signature.js';
 import { addEndpoint, NOTIFY_TEST_ENV, usage, waitUntil } from '../support/notify.js';
 import { fundUsers, type Pipeline, startPipeline } from '../support/pipeline.js';

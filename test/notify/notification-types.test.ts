@@ -1,9 +1,10 @@
 // Each notification type, from the state change that causes it, as an app service
 // receives it: batch.charged (opt-in), balance.low (a crossing, once, re-armed by an
 // order), purchase.updated, reconcile.drift, batch.partial and batch.dead.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reconcileKey } from '../../src/balances/reconcile.js';
-import { sleep } from '../../src/devservices/process.js';
+
 import { NOTIFICATION_TYPES } from '../../src/notify/event-types.js';
 import { verifyWebhook } from '../../src/notify/signature.js';
 import { simulatorClient } from '../support/douyin.js';

@@ -1,5 +1,6 @@
 // The pipeline end to end on real Redis, real PostgreSQL and the simulator:
 // batching, exact totals, attempts recorded, duplicates charged once.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fundUsers, makeEvents, type Pipeline, startPipeline } from '../support/pipeline.js';
 
@@ -42,7 +43,7 @@ describe('charging', () => {
     await p.waitUntilSettled();
     // Again, long after the first copy was charged and its BullMQ job removed.
     await p.send(Array.from({ length: 5 }, () => ({ ...one })));
-    await new Promise((r) => setTimeout(r, 1_000));
+    await sleep(1_000);
     await p.waitUntilSettled();
     const after = p.sim.state().balances.find((b) => b.openId === 'u1')!.deducted;
     expect(after - before).toBe(7);
@@ -81,7 +82,7 @@ describe('charging', () => {
     const deadline = Date.now() + 20_000;
     let batch = await p.db.chargeBatch.findFirst({ where: { key: { openId: 'not-whitelisted' } } });
     while (batch?.status !== 'dead' && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       batch = await p.db.chargeBatch.findFirst({ where: { key: { openId: 'not-whitelisted' } } });
     }
     expect(batch).toMatchObject({ status: 'dead', lastErrorCode: 2190099 });

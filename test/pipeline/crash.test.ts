@@ -1,6 +1,7 @@
 // Workers killed with SIGKILL at random moments while events flow; totals exact.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { sleep } from '../../src/devservices/process.js';
+
 import { exited, fundUsers, makeEvents, type Pipeline, startPipeline } from '../support/pipeline.js';
 
 describe('crashes', () => {

@@ -1,6 +1,8 @@
 // Permanent failures and passed deadlines go dead with a reason; a replay sends
 // the same out_trade_no and count again.
+
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsById } from '../../src/ledger/events.js';
 import { fundUsers, type Pipeline, repoRoot, startPipeline } from '../support/pipeline.js';
@@ -23,7 +25,7 @@ describe('dead letters and replay', () => {
     const deadline = Date.now() + 20_000;
     let batch = await p.db.chargeBatch.findFirst();
     while (batch?.status !== 'dead' && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       batch = await p.db.chargeBatch.findFirst();
     }
     expect(batch).toMatchObject({ status: 'dead', count: 4 });

@@ -1,4 +1,5 @@
 // Every fault the simulator has, on at once: the totals still match exactly.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fundUsers, makeEvents, type Pipeline, startPipeline } from '../support/pipeline.js';
 
@@ -27,7 +28,7 @@ describe('faults', () => {
   it('charges the unique events exactly, per user, through busy, 5xx, resets, hangs and lost answers', async () => {
     for (let round = 0; round < 5; round++) {
       await p.send(makeEvents(400, users, `f${round}`));
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
     }
     await p.waitUntilSettled(90_000);
     await p.expectExactTotals();

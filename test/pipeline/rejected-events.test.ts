@@ -2,9 +2,11 @@
 // ledger refuses among good ones: the good ones are charged exactly, the bad ones
 // are in rejected_event with their reason, the job completes instead of being
 // retried forever, and operators see them (status CLI, GET /api/rejected-events).
+
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../../src/devservices/process.js';
+
 import { createQueues, type EventsJobData, type MeterQueues } from '../../src/queue/queues.js';
 import { startTestServer } from '../server/helpers.js';
 import { fundUsers, makeEvents, type Pipeline, repoRoot, startPipeline } from '../support/pipeline.js';

@@ -1,8 +1,9 @@
 // Redis (append-only file on) and PostgreSQL each restarted during the run.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../src/db/migrate.js';
 import { type PostgresServer, startPostgres } from '../../src/devservices/postgres.js';
-import { sleep } from '../../src/devservices/process.js';
+
 import { type RedisServer, startRedis } from '../../src/devservices/redis.js';
 import { fundUsers, makeEvents, type Pipeline, startPipeline } from '../support/pipeline.js';
 

@@ -2,6 +2,7 @@
 // fetching client tokens straight from the platform, and each fetch ends the token
 // before last at once (the previous one after a short overlap). The meter's shared
 // token dies under it again and again; it must refresh and go on charging, exactly.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   fundUsers,
@@ -45,7 +46,7 @@ describe('token rotation', () => {
     try {
       for (let round = 0; round < 8; round++) {
         await p.send(makeEvents(300, users, `rot${round}`));
-        await new Promise((r) => setTimeout(r, 400));
+        await sleep(400);
       }
       // A replacement token that dies before its first use (a starved test machine)
       // holds token fetches off for a minute: charging is late then, never wrong.

@@ -1,6 +1,8 @@
 // The worker process's own /metrics (METRICS_PORT): batches, Douyin calls, rate-limit
 // waits and ledger writes move with the traffic it handles.
+
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exited, fundUsers, makeEvents, type Pipeline, startPipeline } from '../support/pipeline.js';
 
@@ -44,7 +46,7 @@ describe('worker metrics', () => {
           return await res.text();
         } catch (err) {
           if (i > 300) throw err; // the worker is still starting (30 s at most)
-          await new Promise((r) => setTimeout(r, 100));
+          await sleep(100);
         }
       }
     };

@@ -2,6 +2,7 @@
 // pagination, batch details, time series, Douyin health), replays with their audit
 // rows, and input validation. Ledger rows are written directly (what the worker
 // would have written) so every number asserted is known.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DouyinMarketClient } from '../../src/douyin/index.js';
@@ -152,7 +153,7 @@ describe('reads', () => {
         details: { why: 'lease_lost' },
       },
     });
-    await new Promise((r) => setTimeout(r, 1_100)); // /api/status is cached for a second
+    await sleep(1_100); // /api/status is cached for a second
     const { body } = await json(await s.api('/api/status'));
     expect(body.chargeAlerts).toMatchObject({
       total: 1,
@@ -308,7 +309,7 @@ describe('reads', () => {
           attributes: null,
         },
       ]);
-      await new Promise((r) => setTimeout(r, 3)); // a later received_at for each
+      await sleep(3); // a later received_at for each
     }
     const seen: { eventId: string; serviceModeId: string }[] = [];
     let cursor: string | null = null;

@@ -2,13 +2,16 @@
 // sign in, watch numbers and batches move while events flow, replay a dead batch
 // from the page until it is charged, look a user up, and fit a 375 px screen; then
 // test-mode badges, the Replay/Resolve buttons of dead and insufficient batches, and
-// what a skipped action says; and the Webhooks page (endpoints, their secret shown
-// once, the disabled notice, the delivery log and Redeliver). Screenshots go to
+// what a skipped action says; the Webhooks page (endpoints, their secret shown
+// once, the disabled notice, the delivery log and Redeliver); and the operator
+// console's search box, deep links and back button. Screenshots go to
 // test-results/.
+
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,7 +35,7 @@ const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 30
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
 };
 
@@ -257,7 +260,7 @@ describe('dashboard in chromium', () => {
     // 375 px: nothing wider than the screen.
     await page.setViewportSize({ width: 375, height: 800 });
     await page.getByTestId('batch-status-filter').selectOption('');
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await page.screenshot({ path: join(shots, 'dashboard-375px.png'), fullPage: true });
 
@@ -290,19 +293,22 @@ describe('dashboard in chromium', () => {
     });
   }
 
-  /** A fresh context signed in; dialogs (confirm) are recorded and answered with `answer.ok`. */
-  async function signedInPage() {
+  /**
+   * A fresh context signed in (from the sign-in form at `path`); dialogs (confirm) are
+   * recorded and answered with `answer.ok`.
+   */
+  async function signedInPage(path = '/') {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     const pageErrors: string[] = [];
     const dialogs: string[] = [];
-    const answer = { ok: false };
+    const answer: { ok: boolean; text?: string } = { ok: false };
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('dialog', (d) => {
       dialogs.push(d.message());
-      void (answer.ok ? d.accept() : d.dismiss());
+      void (answer.ok ? d.accept(answer.text) : d.dismiss());
     });
-    await page.goto(`${s.url}/`);
+    await page.goto(`${s.url}${path}`);
     await page.getByTestId('signin-user').fill(OPERATOR.user);
     await page.getByTestId('signin-password').fill(OPERATOR.password);
     await page.getByTestId('signin-submit').click();
@@ -362,7 +368,7 @@ describe('dashboard in chromium', () => {
 
     // Three buttons a dead row still fit a phone.
     await page.setViewportSize({ width: 375, height: 800 });
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await page.screenshot({ path: join(shots, 'dashboard-actions-375px.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
@@ -388,6 +394,36 @@ describe('dashboard in chromium', () => {
     });
     expect(pageErrors).toEqual([]);
     await context.close();
+  });
+
+  it('pause charging with a reason: a notice on every page says who and why; resume from the notice', async () => {
+    const { context, page, pageErrors, dialogs, answer } = await signedInPage();
+    try {
+      answer.ok = true;
+      answer.text = 'browser drill';
+      await page.getByTestId('charging-pause').click();
+      await expect.poll(() => s.queues.charge.isPaused()).toBe(true);
+      const notice = page.getByTestId('charging-paused');
+      await expect
+        .poll(() => notice.textContent())
+        .toMatch(/^Charging is paused\. .*Paused by ops at .*: browser drill/);
+      expect(dialogs[0]).toMatch(/^Pause charging for the whole deployment\?/);
+      expect(await s.db.operatorAudit.findFirst({ where: { action: 'charging.pause' } })).toMatchObject({
+        actor: OPERATOR.user,
+        details: { reason: 'browser drill' },
+      });
+      // Another page shows it too.
+      await page.goto(`${s.url}/#/webhooks`);
+      await expect.poll(() => page.getByTestId('charging-paused').isVisible()).toBe(true);
+      await page.getByTestId('charging-resume').click();
+      await expect.poll(() => s.queues.charge.isPaused()).toBe(false);
+      await expect.poll(() => page.getByTestId('charging-notice').isHidden()).toBe(true);
+      expect(dialogs[1]).toMatch(/^Resume charging\?/);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await s.queues.charge.resume();
+      await context.close();
+    }
   });
 
   // Runs src/server/api-webhook-endpoints.ts behind the page (webhooks.ts).
@@ -645,7 +681,7 @@ describe('dashboard in chromium', () => {
 
     // 375 px: the page, the notice and an open delivery log fit.
     await page.setViewportSize({ width: 375, height: 800 });
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await page.screenshot({ path: join(shots, 'dashboard-webhooks-375px.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -677,6 +713,178 @@ describe('dashboard in chromium', () => {
     expect(await s.db.webhookEndpoint.count({ where: { id: off.id } })).toBe(0);
     await page.screenshot({ path: join(shots, 'dashboard-webhooks.png'), fullPage: true });
 
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+  const hashOf = (page: Page) => page.evaluate(() => window.location.hash);
+  const batchHeading = (page: Page) => page.getByTestId('batch-detail').locator('h3');
+
+  // Runs src/server/api-search.ts behind the header's box, and the router (router.ts, search.ts).
+  it('search: an out_trade_no opens its batch, an openId its user; several results listed and linked; back returns', async () => {
+    const charged = await ledgerBatch('web-find', 'charged', 6);
+    const dead = await ledgerBatch('web-find', 'dead', 2);
+    const { context, page, pageErrors } = await signedInPage();
+    await expect.poll(() => page.getByTestId('queue-status').isVisible()).toBe(true);
+    expect(await hashOf(page)).toBe('');
+    expect(await page.getByTestId('batch-detail').isVisible()).toBe(false);
+    const search = async (q: string) => {
+      await page.getByTestId('search-input').fill(q);
+      await page.getByTestId('search-input').press('Enter');
+    };
+
+    // An out_trade_no (padding trimmed): its one result, the batch, opens directly.
+    await search(`  ${charged.outTradeNo} `);
+    await expect.poll(() => hashOf(page)).toBe(`#/batches/${charged.id}`);
+    await expect.poll(() => batchHeading(page).textContent()).toMatch(new RegExp(`^Batch ${charged.id}\\b`));
+    expect(await page.getByTestId('batch-detail').textContent()).toContain(charged.outTradeNo);
+    expect(await page.getByTestId('search-page').isVisible()).toBe(false);
+
+    // An openId: the user lookup opens, the batch's details close.
+    await search('web-find');
+    await expect.poll(() => hashOf(page)).toBe('#/users/web-find');
+    await expect.poll(() => page.getByTestId('user-result').locator('h3').textContent()).toBe('web-find');
+    expect(await page.getByTestId('user-openid').inputValue()).toBe('web-find');
+    await expect.poll(() => page.getByTestId('user-charged-uses').first().textContent()).toBe('6');
+    expect(await page.getByTestId('batch-detail').isVisible()).toBe(false);
+
+    // Opening one of the user's batches goes through the address too.
+    const userBatch = page
+      .getByTestId('user-result')
+      .locator(`[data-testid=batch-row][data-batch-id="${dead.id}"]`);
+    await userBatch.click();
+    await expect.poll(() => hashOf(page)).toBe(`#/batches/${dead.id}`);
+    await expect.poll(() => batchHeading(page).textContent()).toMatch(new RegExp(`^Batch ${dead.id}\\b`));
+    expect(await page.getByTestId('user-result').isVisible()).toBe(false);
+
+    // Back: the user, then the first batch (the searches left no entry of their own), then the overview.
+    await page.goBack();
+    await expect.poll(() => hashOf(page)).toBe('#/users/web-find');
+    await expect.poll(() => page.getByTestId('user-result').isVisible()).toBe(true);
+    expect(await page.getByTestId('user-result').locator('h3').textContent()).toBe('web-find');
+    expect(await page.getByTestId('batch-detail').isVisible()).toBe(false);
+    await page.goBack();
+    await expect.poll(() => hashOf(page)).toBe(`#/batches/${charged.id}`);
+    await expect.poll(() => batchHeading(page).textContent()).toMatch(new RegExp(`^Batch ${charged.id}\\b`));
+    expect(await page.getByTestId('batch-detail').isVisible()).toBe(true);
+    expect(await page.getByTestId('user-result').isVisible()).toBe(false);
+    await page.goBack();
+    await expect.poll(() => hashOf(page)).toBe('');
+    await expect.poll(() => page.getByTestId('batch-detail').isVisible()).toBe(false);
+    expect(await page.getByTestId('queue-status').isVisible()).toBe(true);
+    // And forward again.
+    await page.goForward();
+    await expect.poll(() => batchHeading(page).textContent()).toMatch(new RegExp(`^Batch ${charged.id}\\b`));
+    expect(await hashOf(page)).toBe(`#/batches/${charged.id}`);
+
+    // A value naming two things (the dead batch's out_trade_no is a user's openId too):
+    // both listed, each a link to its view.
+    const twice = dead.outTradeNo;
+    await s.db.meterKey.create({
+      data: { openId: twice, serviceId: 's1', serviceModeId: 'm1', isTestEnv: false },
+    });
+    await search(twice);
+    await expect.poll(() => hashOf(page)).toBe(`#/search/${twice}`);
+    const results = page.getByTestId('search-result');
+    await expect.poll(() => results.count()).toBe(2);
+    expect(await page.getByTestId('search-page').isVisible()).toBe(true);
+    expect(await page.getByTestId('queue-status').isVisible()).toBe(false);
+    expect(await page.getByTestId('search-summary').textContent()).toBe(`2 results for ${twice}.`);
+    await page.screenshot({ path: join(shots, 'dashboard-search.png') });
+    expect(await results.evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')))).toEqual([
+      'batch',
+      'user',
+    ]);
+    expect(
+      await page
+        .getByTestId('search-result-link')
+        .evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute('href')])),
+    ).toEqual([
+      [`Batch ${dead.id}`, `#/batches/${dead.id}`],
+      [`User ${twice}`, `#/users/${twice}`],
+    ]);
+    await page
+      .locator('[data-testid=search-result][data-kind=user] [data-testid=search-result-link]')
+      .click();
+    await expect.poll(() => hashOf(page)).toBe(`#/users/${twice}`);
+    await expect.poll(() => page.getByTestId('user-result').locator('h3').textContent()).toBe(twice);
+    // Back to the results, then the batch's link.
+    await page.goBack();
+    await expect.poll(() => hashOf(page)).toBe(`#/search/${twice}`);
+    await expect.poll(() => page.getByTestId('search-page').isVisible()).toBe(true);
+    await expect.poll(() => results.count()).toBe(2);
+    expect(await page.getByTestId('search-input').inputValue()).toBe(twice);
+    await page
+      .locator('[data-testid=search-result][data-kind=batch] [data-testid=search-result-link]')
+      .click();
+    await expect.poll(() => batchHeading(page).textContent()).toMatch(new RegExp(`^Batch ${dead.id}\\b`));
+    expect(await page.getByTestId('search-page').isVisible()).toBe(false);
+
+    // Nothing found, and a value the API refuses: said on the search page.
+    await search('web-nobody-at-all');
+    await expect
+      .poll(() => page.getByTestId('search-empty').textContent())
+      .toMatch(/^Nothing found for web-nobody-at-all/);
+    expect(await hashOf(page)).toBe('#/search/web-nobody-at-all');
+    await search('web nobody');
+    await expect
+      .poll(() => page.getByTestId('search-error').textContent())
+      .toMatch(/printable ASCII without spaces/);
+
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  it('deep links: #/batches/:id opens after sign-in; #/users/:openId, #/dead, #/webhooks and #webhooks load directly', async () => {
+    const target = await ledgerBatch('web-deep', 'insufficient', 4);
+    const { context, page, pageErrors } = await signedInPage(`/#/batches/${target.id}`);
+    // Signed in on the deep link: the batch opens, the address unchanged.
+    await expect.poll(() => batchHeading(page).textContent()).toMatch(new RegExp(`^Batch ${target.id}\\b`));
+    expect(await hashOf(page)).toBe(`#/batches/${target.id}`);
+    expect(await page.getByTestId(`detail-replay-${target.id}`).isVisible()).toBe(true);
+    expect(await page.getByTestId('nav-overview').getAttribute('aria-current')).toBe('page');
+    // Closing the details goes to the overview's address; back opens them again.
+    await page.getByTestId('batch-detail-close').click();
+    await expect.poll(() => hashOf(page)).toBe('#/');
+    expect(await page.getByTestId('batch-detail').isVisible()).toBe(false);
+    await page.goBack();
+    await expect.poll(() => batchHeading(page).textContent()).toMatch(new RegExp(`^Batch ${target.id}\\b`));
+
+    // Signed in already (the cookie): each address opens its view when the page loads.
+    const load = async (hash: string) => {
+      await page.goto('about:blank');
+      await page.goto(`${s.url}/${hash}`);
+    };
+    await load('#/users/web-deep');
+    await expect.poll(() => page.getByTestId('user-result').locator('h3').textContent()).toBe('web-deep');
+    expect(await page.getByTestId('batch-detail').isVisible()).toBe(false);
+    await load('#/batches/999999999');
+    await expect.poll(() => page.getByTestId('batch-detail-error').textContent()).toBe('no batch 999999999');
+    // The dead letters scrolled to the top (a low window: the page is long enough to).
+    await page.setViewportSize({ width: 1280, height: 400 });
+    await load('#/dead');
+    await expect.poll(() => page.getByTestId('nav-dead').getAttribute('aria-current')).toBe('page');
+    await expect
+      .poll(() => page.getByTestId('dead-letters').evaluate((e) => Math.round(e.getBoundingClientRect().top)))
+      .toBe(0);
+    expect(await page.evaluate(() => window.scrollY)).toBeGreaterThan(0);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    for (const hash of ['#/webhooks', '#webhooks']) {
+      await load(hash);
+      await expect.poll(() => page.getByTestId('webhooks-page').isVisible()).toBe(true);
+      expect(await page.getByTestId('queue-status').isVisible()).toBe(false);
+      expect(await page.getByTestId('nav-webhooks').getAttribute('aria-current')).toBe('page');
+    }
+    // A search's address: its results (here one: the batch, opened in the search's place).
+    await load(`#/search/${target.outTradeNo}`);
+    await expect.poll(() => hashOf(page)).toBe(`#/batches/${target.id}`);
+    await expect.poll(() => batchHeading(page).textContent()).toMatch(new RegExp(`^Batch ${target.id}\\b`));
+
+    // 375 px: the header with its search box fits.
+    await page.setViewportSize({ width: 375, height: 800 });
+    await sleep(300);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    expect(await page.getByTestId('search-input').isVisible()).toBe(true);
+    await page.screenshot({ path: join(shots, 'dashboard-deep-link-375px.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
     await context.close();
   });

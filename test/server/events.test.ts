@@ -1,6 +1,8 @@
 // POST /v1/events: per-event results, limits, errors, and (with the worker and the
 // Douyin simulator) the valid events end up charged, exactly.
+
 import { type ChildProcess, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsById } from '../../src/ledger/events.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
@@ -171,7 +173,7 @@ describe('POST /v1/events end to end with the worker and the Douyin simulator', 
     while (Date.now() < deadline) {
       const settled = await countWithStatus(s.db, 'charged');
       if (settled === valid.length) break;
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
     expect(deducted()).toEqual(expected);
     expect(await countWithStatus(s.db, 'charged')).toBe(valid.length);
@@ -180,7 +182,7 @@ describe('POST /v1/events end to end with the worker and the Douyin simulator', 
     // Sent again (a producer retry): the ledger knows them, nothing more is charged.
     const again = await s.postEvents(valid.slice(0, 5));
     expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 5 });
-    await new Promise((r) => setTimeout(r, 1_000));
+    await sleep(1_000);
     expect(deducted()).toEqual(expected);
   });
 
@@ -216,7 +218,7 @@ describe('POST /v1/events end to end with the worker and the Douyin simulator', 
     while (Date.now() < deadline) {
       const [e] = await eventsById(s.db, [good.eventId]);
       if (e?.status === 'charged') break;
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
     expect(await eventsById(s.db, [good.eventId])).toEqual([
       expect.objectContaining({ status: 'charged', count: 7 }),

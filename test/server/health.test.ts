@@ -1,6 +1,7 @@
 // /healthz, /readyz and /metrics. Readiness is tested against a private PostgreSQL
 // and Redis that the test stops and starts again; the cost of a burst of probes is
 // counted on a Prisma client that counts its queries and on PostgreSQL's backends.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +28,7 @@ async function waitForStatus(url: string, status: number, timeoutMs = 20_000): P
   for (;;) {
     const res = await fetch(url);
     if (res.status === status || Date.now() > deadline) return res;
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
 
@@ -96,7 +97,7 @@ describe('/metrics and /healthz', () => {
       expect(await statusAge()).toBeNull();
       expect(await metricAge()).toBe(0);
       expect((await alone.postEvents([event('r1')])).status).toBe(202);
-      await new Promise((r) => setTimeout(r, 1_600));
+      await sleep(1_600);
       expect(await statusAge()).toBeGreaterThanOrEqual(1.5);
       // The gauge is refreshed at most every 2 s: it catches up within that.
       await expect.poll(metricAge, { timeout: 5_000 }).toBeGreaterThanOrEqual(1.5);

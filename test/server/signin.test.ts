@@ -2,6 +2,7 @@
 // signed-in operator is never locked out, and SESSION_SECRET shares sessions
 // between servers.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -64,7 +65,7 @@ describe('wrong-password throttle', () => {
 
     // The window ends (made to end now rather than in 10 minutes): the address may try again.
     await s.redis.pexpire(`${s.prefix}:signin-failures:${a}`, 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     expect((await signIn(a, OPERATOR.password)).status).toBe(200);
   });
 

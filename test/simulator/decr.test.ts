@@ -1,8 +1,9 @@
 // DecrUserRemainTimes: envelope, validation, idempotency by out_trade_no (and the
 // window after which it is forgotten), insufficient balance, test mode.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
-import { balanceOf, call, code, DECR, decrBody, getToken, sleep } from './helpers.js';
+import { balanceOf, call, code, DECR, decrBody, getToken } from './helpers.js';
 
 describe('simulator decr', () => {
   let sim: RunningSimulator;

@@ -1,5 +1,6 @@
 // Fault injection on the business endpoints: busy, 5xx, reset, hang and the key one,
 // applied-but-lost (deducted, answer never sent).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidFaultsError, type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
@@ -78,7 +79,7 @@ describe('simulator faults', () => {
       () => 'answered',
       () => 'failed',
     );
-    while (other.state().calls.hangs === 0) await new Promise((r) => setTimeout(r, 10));
+    while (other.state().calls.hangs === 0) await sleep(10);
     await other.close();
     expect(await settled).toBe('failed');
   });

@@ -92,5 +92,3 @@ export function balanceOf(sim: RunningSimulator, openId = 'u1', serviceId = 's1'
       (b) => b.openId === openId && b.serviceId === serviceId && b.serviceModeId === serviceModeId,
     );
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,8 +1,9 @@
 // The QPS limit over a sliding 1000 ms window, maxPerSecond, and artificial latency.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
 import { SlidingWindow } from '../../src/simulator/window.js';
-import { balanceOf, call, code, DECR, decrBody, getToken, LIST, sleep } from './helpers.js';
+import { balanceOf, call, code, DECR, decrBody, getToken, LIST } from './helpers.js';
 
 describe('simulator QPS limit and latency', () => {
   let sim: RunningSimulator;

@@ -1,8 +1,9 @@
 // POST /oauth/client_token/ and the access-token check of business calls, including
 // the platform's rotation: a new token leaves the previous one an overlap, older ones die.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
-import { call, code, DECR, decrBody, getToken, KEY, SECRET, sleep } from './helpers.js';
+import { call, code, DECR, decrBody, getToken, KEY, SECRET } from './helpers.js';
 
 const TOKEN = 'oauth/client_token/';
 

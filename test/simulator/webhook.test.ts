@@ -2,9 +2,11 @@
 // simulator sends, received by a real HTTP server in the test: wire format,
 // signature, Msg-Id, retries, the events of insert / deduct-to-zero / delete, the
 // control endpoints, and silence when no URL is set.
+
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { simulatorOptionsFromEnv } from '../../src/simulator/env.js';
 import {
@@ -14,7 +16,7 @@ import {
   startSimulator,
   WEBHOOK_DEFAULTS,
 } from '../../src/simulator/index.js';
-import { call, code, DECR, DELETE, decrBody, INSERT, purchaseBody, sleep } from './helpers.js';
+import { call, code, DECR, DELETE, decrBody, INSERT, purchaseBody } from './helpers.js';
 
 const KEY = 'wh-client-key';
 const SECRET = 'wh-client-secret';

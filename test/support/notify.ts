@@ -1,6 +1,6 @@
 // Webhook endpoints and deliveries for tests.
 
-import { sleep } from '../../src/devservices/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PrismaClient } from '../../src/generated/prisma/client.js';
 import { createEndpoint } from '../../src/ledger/webhook-endpoints.js';
 import type { NotificationType } from '../../src/notify/event-types.js';

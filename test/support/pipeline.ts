@@ -1,13 +1,15 @@
 // A whole pipeline for tests: a fresh database, a unique Redis prefix, the
 // project's Douyin simulator, workers (in-process or as child processes that can
 // be SIGKILLed), a producer, and the exact-accounting checks every test ends with.
+
 import { type ChildProcess, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { type Config, loadConfig } from '../../src/config.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
-import { sleep } from '../../src/devservices/process.js';
+
 import type { UsageEventInput } from '../../src/events/schema.js';
 import { createLogger } from '../../src/logger.js';
 import { type MeterWorker, startMeterWorker } from '../../src/metering/worker.js';

@@ -1,8 +1,9 @@
 // A real HTTP receiver for the meter's webhooks in tests: records every request
 // (headers and the raw body) and answers as the test says (a status, or never).
+
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sleep } from '../../src/devservices/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface Received {
   path: string;

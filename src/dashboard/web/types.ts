@@ -3,12 +3,22 @@
 import type { TokenStatus } from '../../douyin/token.js';
 import type { CallStats, RecentCallError } from '../../ledger/attempts.js';
 import type { MinutePoint } from '../../ledger/reports.js';
+import type { SearchAnswer, SearchResult } from '../../ledger/search.js';
 import type { DeliveryView, EndpointView } from '../../ledger/webhook-endpoints.js';
 import type { MeterStatus } from '../../metering/status.js';
 import type { DouyinFailure } from '../../server/douyin-api.js';
 import type { BatchView, KeyView } from '../../server/views.js';
 
-export type { BatchView, DeliveryView, EndpointView, KeyView, MinutePoint, RecentCallError };
+export type {
+  BatchView,
+  DeliveryView,
+  EndpointView,
+  KeyView,
+  MinutePoint,
+  RecentCallError,
+  SearchAnswer,
+  SearchResult,
+};
 
 export type StatusResponse = MeterStatus & { now: string };
 

@@ -1,0 +1,61 @@
+// Pausing charging deployment-wide (an operator's brake, e.g. while Douyin has an
+// incident or a bad deploy is rolled back): the `charge` queue is paused with
+// BullMQ's own global pause, so no worker takes a charge job, and a run already
+// under way checks the same flag right before its request leaves (charger.ts), so
+// no DecrUserRemainTimes call starts while paused; calls already out finish.
+// Ingestion goes on: events are written to the ledger and wait. Who paused, when
+// and why is kept beside the flag for the dashboard and the CLI.
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { chargingPaused } from '../metrics.js';
+import type { ChargeJobData } from './queues.js';
+
+export interface ChargingState {
+  paused: boolean;
+  /** Who paused it (an operator, or `cli:<user>`), when and why; absent when not paused. */
+  by?: string;
+  at?: string;
+  reason?: string;
+}
+
+const infoKey = (prefix: string) => `${prefix}:charging-pause`;
+
+export async function pauseCharging(
+  queue: Queue<ChargeJobData>,
+  redis: Redis,
+  prefix: string,
+  who: { by: string; reason?: string },
+): Promise<ChargingState> {
+  const at = new Date().toISOString();
+  await redis.hset(infoKey(prefix), { by: who.by, at, reason: who.reason ?? '' });
+  await queue.pause();
+  chargingPaused.set(1);
+  return { paused: true, by: who.by, at, ...(who.reason ? { reason: who.reason } : {}) };
+}
+
+export async function resumeCharging(
+  queue: Queue<ChargeJobData>,
+  redis: Redis,
+  prefix: string,
+): Promise<ChargingState> {
+  await queue.resume();
+  await redis.del(infoKey(prefix));
+  chargingPaused.set(0);
+  return { paused: false };
+}
+
+export async function chargingState(
+  queue: Queue<ChargeJobData>,
+  redis: Redis,
+  prefix: string,
+): Promise<ChargingState> {
+  const [paused, info] = await Promise.all([queue.isPaused(), redis.hgetall(infoKey(prefix))]);
+  chargingPaused.set(paused ? 1 : 0);
+  if (!paused) return { paused };
+  return {
+    paused,
+    ...(info.by ? { by: info.by } : {}),
+    ...(info.at ? { at: info.at } : {}),
+    ...(info.reason ? { reason: info.reason } : {}),
+  };
+}
