@@ -97,6 +97,34 @@ export function validateEvent(raw: unknown): EventValidation {
   return { ok: false, errors: r.error.issues.flatMap((i) => describeIssue(i)) };
 }
 
+/** An event refused by validation: where it was, its eventId if it had a string one, and why. */
+export interface RejectedEventInput {
+  index: number;
+  eventId?: string;
+  errors: string[];
+}
+
+/**
+ * Validates a list of events, each on its own (a bad one never takes its valid
+ * neighbours down): the one validation loop of the SDK, the HTTP edge and the import.
+ */
+export function validateEvents(raws: readonly unknown[]): {
+  valid: { index: number; event: UsageEvent }[];
+  rejected: RejectedEventInput[];
+} {
+  const valid: { index: number; event: UsageEvent }[] = [];
+  const rejected: RejectedEventInput[] = [];
+  raws.forEach((raw, index) => {
+    const v = validateEvent(raw);
+    if (v.ok) valid.push({ index, event: v.event });
+    else {
+      const id = (raw as { eventId?: unknown } | null)?.eventId;
+      rejected.push({ index, ...(typeof id === 'string' ? { eventId: id } : {}), errors: v.errors });
+    }
+  });
+  return { valid, rejected };
+}
+
 /** "path: message", escaped (a reason may quote a bad key); a bad attribute key gets its own reasons. */
 function describeIssue(i: z.core.$ZodIssue): string[] {
   const path = i.path.map(String).join('.');

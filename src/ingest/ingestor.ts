@@ -5,7 +5,7 @@
 // calls is reported accepted twice but recorded and charged once.
 import type { Redis } from 'ioredis';
 import type { Admission } from '../balances/admission.js';
-import { type UsageEvent, validateEvent } from '../events/schema.js';
+import { type UsageEvent, validateEvents } from '../events/schema.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { existingEventIds } from '../ledger/events.js';
 import { eventsTotal } from '../metrics.js';
@@ -48,18 +48,18 @@ export class Ingestor {
 
   async ingest(raws: unknown[], source: EventSource): Promise<IngestResult[]> {
     const results: IngestResult[] = [];
-    const valid: { index: number; event: UsageEvent }[] = [];
+    const checked = validateEvents(raws);
+    for (const r of checked.rejected)
+      results[r.index] = { index: r.index, eventId: r.eventId, status: 'rejected', errors: r.errors };
+    // A repeat of an eventId earlier in the same request is a duplicate (the first one counts).
     const seen = new Set<string>();
-    raws.forEach((raw, index) => {
-      const v = validateEvent(raw);
-      const id = (raw as { eventId?: unknown } | null)?.eventId;
-      const eventId = typeof id === 'string' ? id : undefined;
-      if (!v.ok) results[index] = { index, eventId, status: 'rejected', errors: v.errors };
-      else if (seen.has(v.event.eventId)) results[index] = { index, eventId, status: 'duplicate' };
-      else {
-        seen.add(v.event.eventId);
-        valid.push({ index, event: v.event });
+    const valid = checked.valid.filter(({ index, event }) => {
+      if (seen.has(event.eventId)) {
+        results[index] = { index, eventId: event.eventId, status: 'duplicate' };
+        return false;
       }
+      seen.add(event.eventId);
+      return true;
     });
     let inLedger = new Set<string>();
     if (this.o.db) {

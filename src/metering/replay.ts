@@ -42,11 +42,11 @@ const REPLAYABLE = ['dead', 'insufficient'];
 
 export async function replayBatches(
   deps: ReplayDeps,
-  target: { id: bigint } | { allDead: true },
+  target: { id: bigint } | { ids: bigint[] } | { allDead: true },
   actor: string,
 ): Promise<ReplayResult> {
   const { db } = deps;
-  const ids = 'id' in target ? [target.id] : await deadParentBatchIds(db);
+  const ids = 'id' in target ? [target.id] : 'ids' in target ? target.ids : await deadParentBatchIds(db);
   const r = await actOnBatches(db, ids, (tx, id) => replayOne(tx, deps, id, actor));
   await scheduleChargeNow(deps.redis, deps.prefix, r.keys);
   return { replayed: r.done, skipped: r.skipped };

@@ -3,7 +3,7 @@
 // `lingerMs` or `maxBufferEvents` so that many travel in one job. With admission
 // control, they travel through the meter's server instead, which admits them.
 import type { ConnectionOptions } from 'bullmq';
-import { type UsageEvent, type UsageEventInput, validateEvent } from '../events/schema.js';
+import { type UsageEvent, type UsageEventInput, validateEvents } from '../events/schema.js';
 import { eventsTotal } from '../metrics.js';
 import { createQueues, EVENTS_PER_JOB, enqueueEvents, type MeterQueues } from '../queue/queues.js';
 import { InsufficientUsesError, InvalidEventsError, ProducerClosedError } from './errors.js';
@@ -81,21 +81,12 @@ export function createProducer(options: ProducerOptions): Producer {
   };
 
   const validateAll = (raws: UsageEventInput[]): UsageEvent[] => {
-    const valid: UsageEvent[] = [];
-    const problems: { index: number; eventId?: string; errors: string[] }[] = [];
-    raws.forEach((raw, index) => {
-      const v = validateEvent(raw);
-      if (v.ok) valid.push(v.event);
-      else {
-        const id = (raw as { eventId?: unknown } | null)?.eventId;
-        problems.push({ index, eventId: typeof id === 'string' ? id : undefined, errors: v.errors });
-      }
-    });
-    if (problems.length > 0) {
-      eventsTotal.inc({ result: 'rejected', source: 'sdk' }, problems.length);
-      throw new InvalidEventsError(problems);
+    const { valid, rejected } = validateEvents(raws);
+    if (rejected.length > 0) {
+      eventsTotal.inc({ result: 'rejected', source: 'sdk' }, rejected.length);
+      throw new InvalidEventsError(rejected);
     }
-    return valid;
+    return valid.map((v) => v.event);
   };
 
   const recordMany = async (raws: UsageEventInput[]): Promise<void> => {

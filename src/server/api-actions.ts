@@ -21,7 +21,9 @@ import {
   idPath,
   insertPurchaseBody,
   purchaseListQuery,
+  replayManyBody,
   resolveBody,
+  resolveManyBody,
 } from './params.js';
 
 export interface ActionDeps {
@@ -68,6 +70,27 @@ export function registerActionRoutes(api: FastifyInstance, d: ActionDeps): void 
       replayed: result.replayed.length,
       skipped: result.skipped,
     });
+    return result;
+  });
+
+  // The dashboard's selection: several batches replayed (or resolved) in one request,
+  // each exactly as on its own (replayBatches and resolveBatches audit each batch they
+  // act on); the refused ones are audited in one row.
+  api.post('/batches/replay', async (req) => {
+    const { ids } = parseOr400(replayManyBody, req.body, 'body');
+    const actor = actorOf(req);
+    const result = await replayBatches({ ...d, ...d.replay }, { ids }, actor);
+    if (result.skipped.length > 0)
+      await audit(actor, 'batch.replay-many', null, { asked: ids.map(String), skipped: result.skipped });
+    return result;
+  });
+
+  api.post('/batches/resolve', async (req) => {
+    const { ids, as } = parseOr400(resolveManyBody, req.body, 'body');
+    const actor = actorOf(req);
+    const result = await resolveBatches({ ...d, ...d.replay }, ids, as, actor);
+    if (result.skipped.length > 0)
+      await audit(actor, 'batch.resolve-many', null, { as, asked: ids.map(String), skipped: result.skipped });
     return result;
   });
 

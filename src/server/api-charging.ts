@@ -21,7 +21,7 @@ export interface ChargingDeps {
   logger: Logger;
 }
 
-const pauseBody = z
+export const pauseBody = z
   .strictObject({
     reason: z
       .string()

@@ -7,7 +7,7 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import { keysWithDrift } from '../ledger/drift.js';
 import { parseOr400 } from './errors.js';
 
-const driftQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(100) });
+export const driftQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(100) });
 
 export function registerDriftRoutes(api: FastifyInstance, db: PrismaClient): void {
   api.get('/drift', async (req) => {

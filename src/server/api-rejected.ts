@@ -6,7 +6,7 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import { rejectedEventSummary } from '../ledger/rejected-events.js';
 import { parseOr400 } from './errors.js';
 
-const query = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(20) });
+export const query = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(20) });
 
 export function registerRejectedRoutes(api: FastifyInstance, d: { db: PrismaClient }): void {
   api.get('/rejected-events', async (req) => {

@@ -9,7 +9,7 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import { search } from '../ledger/search.js';
 import { parseOr400 } from './errors.js';
 
-const searchQuery = z.strictObject({
+export const searchQuery = z.strictObject({
   q: z
     .string({ error: 'required' })
     .trim()

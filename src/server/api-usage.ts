@@ -13,7 +13,7 @@ import { identifier, instant } from './params.js';
 /** The longest range a question may cover, per granularity (bounded work per request). */
 const MAX_RANGE_MS = { hour: 31 * 86_400_000, day: 400 * 86_400_000 } as const;
 
-const usageQuery = z.strictObject({
+export const usageQuery = z.strictObject({
   openId: identifier,
   serviceId: identifier,
   from: instant.optional(),

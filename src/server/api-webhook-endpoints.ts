@@ -53,13 +53,13 @@ const description = z
   .regex(NO_CONTROL_CHARACTERS, 'must not contain control characters');
 const threshold = z.number().int().min(0).max(2_147_483_647);
 
-const createBody = z.strictObject({
+export const createBody = z.strictObject({
   url,
   eventTypes: eventTypes.default([...DEFAULT_NOTIFICATION_TYPES]),
   description: description.default(''),
   lowBalanceThreshold: threshold.default(10),
 });
-const updateBody = z
+export const updateBody = z
   .strictObject({
     url: url.optional(),
     eventTypes: eventTypes.optional(),
@@ -68,7 +68,7 @@ const updateBody = z
     enabled: z.boolean().optional(),
   })
   .refine((b) => Object.keys(b).length > 0, 'give at least one field to change');
-const rotateBody = z
+export const rotateBody = z
   .strictObject({
     /** How long the old secret stays valid (deliveries carry both signatures). 0: revoked now. */
     keepOldForSec: z
@@ -79,9 +79,9 @@ const rotateBody = z
       .default(0),
   })
   .default({ keepOldForSec: 0 });
-const endpointPath = z.strictObject({ id: idParam });
-const deliveryPath = z.strictObject({ id: idParam, deliveryId: idParam });
-const deliveriesQuery = z.strictObject({
+export const endpointPath = z.strictObject({ id: idParam });
+export const deliveryPath = z.strictObject({ id: idParam, deliveryId: idParam });
+export const deliveriesQuery = z.strictObject({
   status: z.enum(['pending', 'delivered', 'failed', 'cancelled']).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: idParam.optional(),

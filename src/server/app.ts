@@ -27,6 +27,7 @@ import { registerOrderRoutes } from './api-orders.js';
 import { registerReadRoutes } from './api-read.js';
 import { registerRejectedRoutes } from './api-rejected.js';
 import { registerSearchRoutes } from './api-search.js';
+import { registerServiceUsageRoutes } from './api-service-usage.js';
 import { registerUsageRoutes } from './api-usage.js';
 import { registerUserRoutes } from './api-users.js';
 import { registerWebhookEndpointRoutes } from './api-webhook-endpoints.js';
@@ -35,6 +36,7 @@ import type { OperatorDouyinApi } from './douyin-api.js';
 import { errorBody, HttpError } from './errors.js';
 import { registerHealthRoutes } from './health.js';
 import { INGEST_BODY_LIMIT, registerIngestRoutes } from './ingest.js';
+import { registerOpenApiRoute } from './openapi.js';
 import { refuseCrossOrigin } from './origin.js';
 import { registerSessionRoutes, requireOperator } from './session.js';
 import { SignInThrottle, type SignInThrottleOptions } from './signin-throttle.js';
@@ -139,6 +141,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.addHook('onSend', async (_req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
   });
+  // First: it records the routes registered after it (each /v1 and /api one must be documented).
+  registerOpenApiRoute(app);
 
   const queues = createQueues(deps.redis, deps.prefix);
   // Without a listener BullMQ prints every Redis connection error to stderr; the
@@ -224,6 +228,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       registerOrderRoutes(api, deps.db);
       registerDriftRoutes(api, deps.db);
       registerSearchRoutes(api, deps.db);
+      registerServiceUsageRoutes(api, deps);
       registerChargingRoutes(api, {
         db: deps.db,
         redis: deps.redis,

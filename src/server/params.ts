@@ -83,6 +83,16 @@ export const emptyBody = z.union([z.undefined(), z.null(), z.strictObject({})]);
 /** How an operator settles a dead or insufficient batch by hand. */
 export const resolveBody = z.strictObject({ as: z.enum(['charged', 'uncharged']) });
 
+/** Batches an operator acts on together (the dashboard's selection): 1 to 500 ids, each once. */
+const batchIds = z
+  .array(idParam)
+  .min(1, 'name at least one batch')
+  .max(500, 'at most 500 batches at once')
+  .transform((ids) => [...new Map(ids.map((id) => [String(id), id])).values()]);
+
+export const replayManyBody = z.strictObject({ ids: batchIds });
+export const resolveManyBody = z.strictObject({ ids: batchIds, as: z.enum(['charged', 'uncharged']) });
+
 export const userEventsQuery = z.strictObject({
   status: z.enum(EVENT_STATUSES).optional(),
   /** The nextCursor of the previous page: older events (smaller seq) follow. */

@@ -77,7 +77,7 @@ export function requireOperator(d: SessionDeps) {
   };
 }
 
-const signInSchema = z.strictObject({
+export const signInSchema = z.strictObject({
   user: z.string().min(1).max(200),
   password: z.string().min(1).max(1000),
 });

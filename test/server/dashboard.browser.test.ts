@@ -23,7 +23,7 @@ import { createLogger } from '../../src/logger.js';
 import { type MeterWorker, startMeterWorker } from '../../src/metering/worker.js';
 import { buildWeb } from '../../src/server/web.js';
 import { type RunningSimulator, startSimulator } from '../../src/simulator/index.js';
-import { addOrder } from '../support/ledger.js';
+import { addEvents, addOrder } from '../support/ledger.js';
 import { createTestDatabase, redisUrl, uniquePrefix } from '../support/services.js';
 import { event, OPERATOR, repoRoot, startTestServer, type TestServer } from './helpers.js';
 
@@ -394,6 +394,42 @@ describe('dashboard in chromium', () => {
     });
     expect(pageErrors).toEqual([]);
     await context.close();
+  });
+
+  it('act on many: filter dead batches by reason, select them, resolve them together after a confirm naming the uses', async () => {
+    const a = await ledgerBatch('web-bulk-a', 'dead', 5);
+    const b = await ledgerBatch('web-bulk-b', 'dead', 7);
+    const other = await ledgerBatch('web-bulk-c', 'dead', 1);
+    await s.db.chargeBatch.update({
+      where: { id: other.id },
+      data: { deadReason: 'deadline: retry deadline passed' },
+    });
+    const { context, page, pageErrors, dialogs, answer } = await signedInPage();
+    try {
+      answer.ok = true;
+      const row = (id: bigint) => page.locator(`[data-testid=dead-row][data-batch-id="${id}"]`);
+      await until('all three listed', async () => (await row(other.id).count()) === 1);
+      await page.getByTestId('dead-reason-filter').selectOption('permanent');
+      await until('the deadline one filtered out', async () => (await row(other.id).count()) === 0);
+      await page.getByTestId(`dead-select-${a.id}`).check();
+      await page.getByTestId(`dead-select-${b.id}`).check();
+      await expect.poll(() => page.getByTestId('dead-selected').textContent()).toBe('2 selected, 12 uses');
+      await page.getByTestId('bulk-charged').click();
+      await until(
+        'both resolved',
+        async () => (await row(a.id).count()) === 0 && (await row(b.id).count()) === 0,
+      );
+      expect(dialogs.at(-1)).toMatch(/^Resolve 2 batches \(12 uses at stake\) as charged\?/);
+      for (const x of [a, b])
+        expect(await s.db.chargeBatch.findUniqueOrThrow({ where: { id: x.id } })).toMatchObject({
+          status: 'charged',
+          resolvedBy: OPERATOR.user,
+        });
+      expect((await s.db.chargeBatch.findUniqueOrThrow({ where: { id: other.id } })).status).toBe('dead');
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+    }
   });
 
   it('pause charging with a reason: a notice on every page says who and why; resume from the notice', async () => {
@@ -885,6 +921,45 @@ describe('dashboard in chromium', () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     expect(await page.getByTestId('search-input').isVisible()).toBe(true);
     await page.screenshot({ path: join(shots, 'dashboard-deep-link-375px.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  it('usage by service: a row per service mode with its uses; the toggle shows the day in 15-minute buckets', async () => {
+    for (const [serviceId, counts] of [
+      ['web-svc-a', [2, 3]],
+      ['web-svc-b', [4]],
+    ] as const) {
+      const key = await s.db.meterKey.create({
+        data: { openId: 'web-usage', serviceId, serviceModeId: 'm1', isTestEnv: false },
+      });
+      await addEvents(s.db, key.id, [...counts], 'web-usage');
+    }
+    const { context, page, pageErrors } = await signedInPage();
+    const received = (serviceId: string) =>
+      page
+        .locator(`[data-testid=service-usage-row][data-service-id="${serviceId}"]`)
+        .getByTestId('svc-received')
+        .textContent();
+    await expect.poll(() => received('web-svc-a')).toBe('5');
+    expect(await received('web-svc-b')).toBe('4');
+    expect(await page.getByTestId('service-usage-caption').textContent()).toMatch(/^per minute, /);
+
+    await page.getByTestId('service-usage-day').click();
+    await expect.poll(() => page.getByTestId('service-usage-caption').textContent()).toMatch(/^per 15 min, /);
+    expect(await page.getByTestId('service-usage-day').getAttribute('aria-pressed')).toBe('true');
+    expect(await received('web-svc-a')).toBe('5');
+    expect(await received('web-svc-b')).toBe('4');
+    // The day's 96 buckets, one tooltip each.
+    const svg = page.locator('[data-testid=service-usage-row][data-service-id="web-svc-b"] svg');
+    expect(await svg.locator('rect').count()).toBe(96);
+
+    await page.setViewportSize({ width: 375, height: 800 });
+    await sleep(300);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page
+      .getByTestId('service-usage')
+      .screenshot({ path: join(shots, 'dashboard-service-usage-375px.png') });
     expect(pageErrors).toEqual([]);
     await context.close();
   });

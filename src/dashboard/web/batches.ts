@@ -116,13 +116,100 @@ function withClass<T extends HTMLElement>(el: T, cls: string): T {
   return el;
 }
 
-export function renderDead(el: HTMLElement, items: BatchView[], actions: BatchActions): void {
-  if (items.length === 0) {
+/** The dead letters' selection (kept across refreshes) and what the operator can do with it. */
+export interface DeadSelection {
+  /** Selected batch ids. */
+  ids: Set<string>;
+  /** The reason filter: a reason's first word (`deadline`, `derived_dead`…), or '' for all. */
+  reason: string;
+  /** Redraw after the selection or the filter changed. */
+  changed(): void;
+  act(kind: 'replay' | 'charged' | 'uncharged', batches: BatchView[]): void;
+}
+
+/** A dead reason's kind: its first word, before the colon (`deadline: retry deadline …`). */
+export const reasonKind = (b: BatchView) => (b.deadReason ?? 'unknown').split(':')[0]!.trim() || 'unknown';
+
+export function renderDead(
+  el: HTMLElement,
+  all: BatchView[],
+  actions: BatchActions,
+  sel: DeadSelection,
+): void {
+  if (all.length === 0) {
+    sel.ids.clear();
     fill(el, h('p', { class: 'muted', 'data-testid': 'dead-empty' }, 'No dead batches.'));
     return;
   }
+  const kinds = [...new Set(all.map(reasonKind))].sort();
+  if (sel.reason && !kinds.includes(sel.reason)) sel.reason = '';
+  const items = sel.reason ? all.filter((b) => reasonKind(b) === sel.reason) : all;
+  // A selected batch no longer shown (replayed, resolved, filtered out) is not acted on.
+  const shown = new Set(items.map((b) => b.id));
+  for (const id of sel.ids) if (!shown.has(id)) sel.ids.delete(id);
+  const chosen = items.filter((b) => sel.ids.has(b.id));
+  const uses = chosen.reduce((n, b) => n + b.count, 0);
+  const bulkButton = (testid: string, label: string, kind: 'replay' | 'charged' | 'uncharged', cls = '') =>
+    h(
+      'button',
+      { type: 'button', class: cls, 'data-testid': testid, onclick: () => sel.act(kind, chosen) },
+      label,
+    );
+  const toolbar = h(
+    'div',
+    { class: 'bulk', 'data-testid': 'dead-bulk' },
+    h(
+      'label',
+      {},
+      'Reason ',
+      h(
+        'select',
+        {
+          'data-testid': 'dead-reason-filter',
+          onchange: (ev: Event) => {
+            sel.reason = (ev.target as HTMLSelectElement).value;
+            sel.changed();
+          },
+        },
+        h('option', { value: '' }, `all (${fmtNum(all.length)})`),
+        ...kinds.map((k) =>
+          h(
+            'option',
+            { value: k, ...(k === sel.reason ? { selected: '' } : {}) },
+            `${k} (${fmtNum(all.filter((b) => reasonKind(b) === k).length)})`,
+          ),
+        ),
+      ),
+    ),
+    h(
+      'span',
+      { class: 'muted', 'data-testid': 'dead-selected' },
+      `${fmtNum(chosen.length)} selected, ${fmtNum(uses)} use${uses === 1 ? '' : 's'}`,
+    ),
+    ...(chosen.length > 0
+      ? [
+          bulkButton('bulk-replay', 'Replay selected', 'replay'),
+          bulkButton('bulk-charged', 'Resolve selected as charged', 'charged', 'secondary'),
+          bulkButton('bulk-uncharged', 'Resolve selected as uncharged', 'uncharged', 'secondary'),
+        ]
+      : []),
+  );
+  const check = (b: BatchView) =>
+    h('input', {
+      type: 'checkbox',
+      'data-testid': `dead-select-${b.id}`,
+      'aria-label': `select batch ${b.id}`,
+      ...(sel.ids.has(b.id) ? { checked: '' } : {}),
+      onchange: (ev: Event) => {
+        if ((ev.target as HTMLInputElement).checked) sel.ids.add(b.id);
+        else sel.ids.delete(b.id);
+        sel.changed();
+      },
+    });
+  const allChecked = items.length > 0 && items.every((b) => sel.ids.has(b.id));
   fill(
     el,
+    toolbar,
     h(
       'table',
       { 'data-testid': 'dead-table' },
@@ -132,6 +219,22 @@ export function renderDead(el: HTMLElement, items: BatchView[], actions: BatchAc
         h(
           'tr',
           {},
+          h(
+            'th',
+            {},
+            h('input', {
+              type: 'checkbox',
+              'data-testid': 'dead-select-all',
+              'aria-label': 'select every batch shown',
+              ...(allChecked ? { checked: '' } : {}),
+              onchange: (ev: Event) => {
+                for (const b of items)
+                  if ((ev.target as HTMLInputElement).checked) sel.ids.add(b.id);
+                  else sel.ids.delete(b.id);
+                sel.changed();
+              },
+            }),
+          ),
           // The action first: on a phone it is visible without scrolling sideways.
           h('th', {}, ''),
           h('th', {}, 'id'),
@@ -150,6 +253,7 @@ export function renderDead(el: HTMLElement, items: BatchView[], actions: BatchAc
           h(
             'tr',
             { 'data-testid': 'dead-row', 'data-batch-id': b.id },
+            h('td', {}, check(b)),
             h('td', {}, actionButtons(b, actions, '')),
             h('td', { class: 'num' }, b.id, ' ', testBadge(b)),
             userCell(b),

@@ -6,7 +6,13 @@
 // batch or looking a user up goes through the address, so the back button returns.
 // The disabled webhook endpoints' notices show above every page.
 import { ApiError, apiDelete, apiGet, apiPost, qs, UnauthorizedError } from './api.js';
-import { type BatchActions, renderBatchDetail, renderBatches, renderDead } from './batches.js';
+import {
+  type BatchActions,
+  type DeadSelection,
+  renderBatchDetail,
+  renderBatches,
+  renderDead,
+} from './batches.js';
 import { renderCharging } from './charging.js';
 import { renderChart } from './chart.js';
 import { byId, fill, fmtNum, h } from './dom.js';
@@ -15,6 +21,7 @@ import { type Drift, renderDrift } from './orders.js';
 import { type RejectedEvents, renderRejected } from './rejected.js';
 import { createRouter, type Route } from './router.js';
 import { renderSearch, resultRoute } from './search.js';
+import { refreshServiceUsage } from './service-usage.js';
 import { renderStatus } from './status.js';
 import type {
   BatchDetail,
@@ -76,6 +83,7 @@ const el = {
   webhookNotices: byId('webhook-notices'),
   chargingNotice: byId('charging-notice'),
   chargingControl: byId('charging-control'),
+  serviceUsage: byId('service-usage'),
 };
 
 let timer: number | undefined;
@@ -268,12 +276,15 @@ async function refresh(): Promise<void> {
       apiGet<{ items: Drift[] }>('/api/drift?limit=50'),
       // Not from the cached /api/status: a pause shows at once.
       loadCharging(),
+      // Draws itself; the day view is reloaded at most once a minute.
+      refreshServiceUsage(el.serviceUsage),
     ]);
     renderStatus(el.status, s);
     fill(el.chart, renderChart(series.points));
     renderHealth(el.health, health);
     renderBatches(el.batches, recent.items, openBatch);
-    renderDead(el.dead, dead.items, actions);
+    deadShown = dead.items;
+    renderDead(el.dead, dead.items, actions, deadSelection);
     el.replayAll.disabled = dead.items.length === 0;
     renderRejected(el.rejected, rejected);
     renderDrift(el.drift, drift.items);
@@ -448,6 +459,36 @@ const actions: BatchActions = {
       const r = await apiPost<ResolveResult>(batchPath(b.id, 'resolve'), { as });
       return { verb: `Resolved as ${as}`, ids: r.resolved, skipped: r.skipped };
     }, b.id);
+  },
+};
+
+/** The dead letters shown last, and the operator's selection among them (kept across refreshes). */
+let deadShown: BatchView[] = [];
+const deadSelection: DeadSelection = {
+  ids: new Set(),
+  reason: '',
+  changed: () => renderDead(el.dead, deadShown, actions, deadSelection),
+  act: (kind, batches) => {
+    if (batches.length === 0) return;
+    const uses = batches.reduce((n, b) => n + b.count, 0);
+    const what = `${fmtNum(batches.length)} batch${batches.length === 1 ? '' : 'es'} (${fmtNum(uses)} use${uses === 1 ? '' : 's'} at stake)`;
+    const question =
+      kind === 'replay'
+        ? `Replay ${what}, each with its same out_trade_no and count?`
+        : kind === 'charged'
+          ? `Resolve ${what} as charged?\n\nTheir uses are recorded as deducted on Douyin; Douyin is not called. Only after checking on Douyin that they were deducted.`
+          : `Resolve ${what} as uncharged?\n\nTheir uses are recorded as not deducted by these batches and charged again. Only after checking on Douyin that they were not.`;
+    if (!window.confirm(question)) return;
+    const ids = batches.map((b) => b.id);
+    deadSelection.ids.clear();
+    void act(async () => {
+      if (kind === 'replay') {
+        const r = await apiPost<ReplayResult>('/api/batches/replay', { ids });
+        return { verb: 'Replayed', ids: r.replayed, skipped: r.skipped };
+      }
+      const r = await apiPost<ResolveResult>('/api/batches/resolve', { ids, as: kind });
+      return { verb: `Resolved as ${kind}`, ids: r.resolved, skipped: r.skipped };
+    });
   },
 };
 

@@ -4,8 +4,10 @@ import type { TokenStatus } from '../../douyin/token.js';
 import type { CallStats, RecentCallError } from '../../ledger/attempts.js';
 import type { MinutePoint } from '../../ledger/reports.js';
 import type { SearchAnswer, SearchResult } from '../../ledger/search.js';
+import type { ServiceUsagePoint, ServiceUsageSeries } from '../../ledger/service-usage.js';
 import type { DeliveryView, EndpointView } from '../../ledger/webhook-endpoints.js';
 import type { MeterStatus } from '../../metering/status.js';
+import type { ServiceUsageResponse } from '../../server/api-service-usage.js';
 import type { DouyinFailure } from '../../server/douyin-api.js';
 import type { BatchView, KeyView } from '../../server/views.js';
 
@@ -18,6 +20,9 @@ export type {
   RecentCallError,
   SearchAnswer,
   SearchResult,
+  ServiceUsagePoint,
+  ServiceUsageResponse,
+  ServiceUsageSeries,
 };
 
 export type StatusResponse = MeterStatus & { now: string };
