@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { Admission } from '../balances/admission.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
 import { createDouyinClientFromConfig } from '../douyin/client.js';
-import { Ingestor } from '../ingest/ingestor.js';
+import { EventAcceptor } from '../events/accept-events.js';
 import { cliConfig } from './config.js';
 
 const MAX_LINE_BYTES = 64 * 1024;
@@ -56,7 +56,7 @@ export async function runEventsCommand(args: string[]): Promise<number> {
           douyin,
         })
       : undefined;
-  const ingestor = new Ingestor({ redis, prefix: config.REDIS_PREFIX, db, admission });
+  const acceptor = new EventAcceptor({ redis, prefix: config.REDIS_PREFIX, db, admission });
   const summary: {
     lines: number;
     accepted: number;
@@ -65,7 +65,7 @@ export async function runEventsCommand(args: string[]): Promise<number> {
     insufficient?: number;
   } = { lines: 0, accepted: 0, duplicates: 0, rejected: 0, ...(admission ? { insufficient: 0 } : {}) };
   // eventIds of valid lines sent so far: an invalid line must not hide a later valid
-  // line with its id (within a chunk, the ingestor counts an id once it validates).
+  // line with its id (within a chunk, the acceptor counts an id once it validates).
   const seen = new Set<string>();
   let chunk: { line: number; raw: unknown }[] = [];
 
@@ -84,7 +84,7 @@ export async function runEventsCommand(args: string[]): Promise<number> {
     const batch = chunk;
     chunk = [];
     if (batch.length === 0) return report();
-    const results = await ingestor.ingest(
+    const results = await acceptor.accept(
       batch.map((b) => b.raw),
       'import',
     );
@@ -134,7 +134,7 @@ export async function runEventsCommand(args: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify({ ...summary, error: (err as Error).message })}\n`);
     return 1;
   } finally {
-    await ingestor.close();
+    await acceptor.close();
     await douyin?.close();
     await db?.$disconnect();
     redis.disconnect();

@@ -24,8 +24,8 @@ import {
 import { meterBackoff } from './backoff.js';
 import { Charger } from './charger.js';
 import { RetryableChargeError } from './errors.js';
-import { IngestProcessor } from './ingest-processor.js';
 import type { MeterDouyinApi } from './interfaces.js';
+import { EventRecorder } from './record-events.js';
 import { Sweeper } from './sweeper.js';
 
 /** Outcomes after which the key's balance is checked for balance.low. */
@@ -118,7 +118,7 @@ export async function startMeterWorker({
     leaseMs: lockDuration,
     callTimeoutMs: config.DOUYIN_TIMEOUT_MS,
   });
-  const ingest = new IngestProcessor({
+  const ingest = new EventRecorder({
     db: ingestDb,
     chargeQueue: queues.charge,
     windowMs: config.METER_BATCH_WINDOW_MS,

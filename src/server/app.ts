@@ -13,8 +13,8 @@ import Fastify, {
 } from 'fastify';
 import type { Redis } from 'ioredis';
 import { Admission, type AdmissionOptions } from '../balances/admission.js';
+import { EventAcceptor } from '../events/accept-events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
-import { Ingestor } from '../ingest/ingestor.js';
 import type { Logger } from '../logger.js';
 import { createNotifyQueue } from '../notify/queue.js';
 import { WebhookProcessor } from '../orders/process-webhook-messages.js';
@@ -23,6 +23,7 @@ import { registerActionRoutes } from './api-actions.js';
 import { registerBalanceRoutes } from './api-balance.js';
 import { registerChargingRoutes } from './api-charging.js';
 import { registerDriftRoutes } from './api-drift.js';
+import { EVENTS_BODY_LIMIT, registerEventRoutes } from './api-events.js';
 import { registerOrderRoutes } from './api-orders.js';
 import { registerReadRoutes } from './api-read.js';
 import { registerRejectedRoutes } from './api-rejected.js';
@@ -35,7 +36,6 @@ import { ApiKeys, Operators, type SessionOptions, SessionSigner } from './auth.j
 import type { OperatorDouyinApi } from './douyin-api.js';
 import { errorBody, HttpError } from './errors.js';
 import { registerHealthRoutes } from './health.js';
-import { INGEST_BODY_LIMIT, registerIngestRoutes } from './ingest.js';
 import { registerOpenApiRoute } from './openapi.js';
 import { refuseCrossOrigin } from './origin.js';
 import { registerSessionRoutes, requireOperator } from './session.js';
@@ -45,7 +45,7 @@ import { registerDouyinWebhook } from './webhook-douyin.js';
 
 export interface ServerDeps {
   db: PrismaClient;
-  /** Shared by the queues, the ingestor and the checks; closed by the caller. */
+  /** Shared by the queues, the acceptor and the checks; closed by the caller. */
   redis: Redis;
   /** REDIS_PREFIX. */
   prefix: string;
@@ -149,7 +149,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Redis client's own listener (start.ts) already logs them once.
   for (const q of [queues.events, queues.charge]) q.on('error', () => {});
   // A hung PostgreSQL must not hold producers up: they need only Redis (see ingest.ts).
-  // With admission control on, both ingestors ask it (when the ledger cannot answer,
+  // With admission control on, both acceptors ask it (when the ledger cannot answer,
   // the unknown-balance policy decides).
   const admission = deps.admission
     ? new Admission(deps.db, {
@@ -158,19 +158,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         douyin: deps.douyin,
       })
     : undefined;
-  const ingestor = new Ingestor({
+  const acceptor = new EventAcceptor({
     redis: deps.redis,
     prefix: deps.prefix,
     db: deps.db,
     lookupTimeoutMs: 1_000,
     admission,
   });
-  const fallbackIngestor = new Ingestor({ redis: deps.redis, prefix: deps.prefix, admission });
+  const fallbackAcceptor = new EventAcceptor({ redis: deps.redis, prefix: deps.prefix, admission });
   // Redeliveries from the dashboard are enqueued here; the workers send them.
   const notifyQueue = createNotifyQueue(deps.redis, deps.prefix);
   notifyQueue.on('error', () => {});
   app.addHook('onClose', async () => {
-    await Promise.all([queues.close(), notifyQueue.close(), ingestor.close(), fallbackIngestor.close()]);
+    await Promise.all([queues.close(), notifyQueue.close(), acceptor.close(), fallbackAcceptor.close()]);
   });
 
   registerHealthRoutes(app, {
@@ -191,12 +191,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     maxAgeSec: deps.balanceMaxAgeSec ?? 300,
   });
   registerUsageRoutes(app, { db: deps.db, apiKeys });
-  registerIngestRoutes(app, {
+  registerEventRoutes(app, {
     apiKeys,
-    ingestor,
-    fallbackIngestor,
+    acceptor,
+    fallbackAcceptor,
     logger,
-    bodyLimit: deps.ingestBodyLimit ?? INGEST_BODY_LIMIT,
+    bodyLimit: deps.ingestBodyLimit ?? EVENTS_BODY_LIMIT,
   });
 
   const sessionDeps = {

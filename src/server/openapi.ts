@@ -11,6 +11,7 @@ import { usageEventSchema } from '../events/schema.js';
 import { balanceQuery } from './api-balance.js';
 import { pauseBody } from './api-charging.js';
 import { driftQuery } from './api-drift.js';
+import { MAX_EVENTS_PER_REQUEST } from './api-events.js';
 import { query as rejectedEventsQuery } from './api-rejected.js';
 import { searchQuery } from './api-search.js';
 import { serviceUsageQuery } from './api-service-usage.js';
@@ -24,7 +25,6 @@ import {
   updateBody as updateEndpointBody,
 } from './api-webhook-endpoints.js';
 import { SESSION_COOKIE } from './auth.js';
-import { MAX_EVENTS_PER_REQUEST } from './ingest.js';
 import {
   batchListQuery,
   deletePurchaseBody,
@@ -65,7 +65,7 @@ export interface Operation {
 
 /**
  * POST /v1/events takes one event or an array of them; ingest.ts checks the array's
- * size and the ingestor validates each event with usageEventSchema (an invalid one
+ * size and the event acceptor validates each event with usageEventSchema (an invalid one
  * is rejected on its own, in the 202's results).
  */
 const ingestBody = z.union([usageEventSchema, z.array(usageEventSchema).min(1).max(MAX_EVENTS_PER_REQUEST)]);

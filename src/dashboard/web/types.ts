@@ -9,7 +9,7 @@ import type { DeliveryView, EndpointView } from '../../ledger/webhook-endpoints.
 import type { MeterStatus } from '../../metering/status.js';
 import type { ServiceUsageResponse } from '../../server/api-service-usage.js';
 import type { DouyinFailure } from '../../server/douyin-api.js';
-import type { BatchView, KeyView } from '../../server/views.js';
+import type { attemptView, BatchView, eventView, KeyView } from '../../server/views.js';
 
 export type {
   BatchView,
@@ -32,30 +32,11 @@ export interface BatchPage {
   nextCursor: string | null;
 }
 
-export interface AttemptView {
-  id: string;
-  attemptNo: number;
-  outTradeNo: string;
-  count: number;
-  startedAt: string;
-  durationMs: number;
-  outcome: string;
-  httpStatus: number | null;
-  errorCode: number | null;
-  errorKind: string | null;
-  description: string | null;
-  logid: string | null;
-  workerId: string | null;
-}
+/** One call attempt, as src/server/views.ts writes it. */
+export type AttemptView = ReturnType<typeof attemptView>;
 
-export interface EventView {
-  seq: string;
-  eventId: string;
-  count: number;
-  status: string;
-  occurredAt: string | null;
-  receivedAt: string;
-}
+/** One event, as src/server/views.ts writes it. */
+export type EventView = ReturnType<typeof eventView>;
 
 export interface BatchDetail {
   batch: BatchView & { derived: { id: string; status: string; count: number; outTradeNo: string }[] };
@@ -106,15 +87,8 @@ export interface UserEventsPage {
   nextCursor: string | null;
 }
 
-export interface ReplayResult {
-  replayed: string[];
-  skipped: { id: string; reason: string }[];
-}
-
-export interface ResolveResult {
-  resolved: string[];
-  skipped: { id: string; reason: string }[];
-}
+export type { ReplayResult } from '../../metering/replay.js';
+export type { ResolveResult } from '../../metering/resolve.js';
 
 /** GET /api/webhook-endpoints. */
 export interface WebhookEndpointList {

@@ -5,7 +5,7 @@ import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
-import { IngestProcessor } from '../../src/metering/ingest-processor.js';
+import { EventRecorder } from '../../src/metering/record-events.js';
 import { createQueues, type EventsJobData, type MeterQueues } from '../../src/queue/queues.js';
 import { createTestDatabase, redisUrl, uniquePrefix } from '../support/services.js';
 
@@ -42,9 +42,9 @@ const job = (id: string, events: unknown, attemptsMade = 0) =>
     data: { events, source: 'sdk' },
   }) as unknown as Job<EventsJobData>;
 
-describe('IngestProcessor with events the ledger refuses', () => {
+describe('EventRecorder with events the ledger refuses', () => {
   it('records each refused event once, even when the job is retried, and writes the others', async () => {
-    const processor = new IngestProcessor({ db, chargeQueue: queues.charge, windowMs: 200 });
+    const processor = new EventRecorder({ db, chargeQueue: queues.charge, windowMs: 200 });
     const events = [
       ev('ok-1'),
       ev('nul-attr', { attributes: { note: 'a\u0000b' } }),
@@ -84,7 +84,7 @@ describe('IngestProcessor with events the ledger refuses', () => {
   });
 
   it('rejects a job whose events are not a list, and completes it', async () => {
-    const processor = new IngestProcessor({ db, chargeQueue: queues.charge, windowMs: 200 });
+    const processor = new EventRecorder({ db, chargeQueue: queues.charge, windowMs: 200 });
     expect(await processor.process(job('8', 'garbage'))).toEqual({ recorded: 0, duplicates: 0, rejected: 1 });
     const r = await db.rejectedEvent.findFirstOrThrow({ where: { jobKey: '8@1700000000000' } });
     expect([r.raw, r.reason]).toEqual(['"garbage"', 'not an event object']);

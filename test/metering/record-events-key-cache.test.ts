@@ -2,11 +2,11 @@
 // grow them past keyCacheSize, and every event is still recorded and charged exactly.
 import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IngestProcessor } from '../../src/metering/ingest-processor.js';
+import { EventRecorder } from '../../src/metering/record-events.js';
 import { createQueues, type EventsJobData, type MeterQueues } from '../../src/queue/queues.js';
 import { fundUsers, makeEvents, type Pipeline, startPipeline } from '../support/pipeline.js';
 
-describe('IngestProcessor key caches', () => {
+describe('EventRecorder key caches', () => {
   let p: Pipeline;
   let queues: MeterQueues;
   beforeAll(async () => {
@@ -20,7 +20,7 @@ describe('IngestProcessor key caches', () => {
   });
 
   it('hold at most keyCacheSize keys after 1,000 distinct ones, and every event is charged', async () => {
-    const processor = new IngestProcessor({
+    const processor = new EventRecorder({
       db: p.db,
       chargeQueue: queues.charge,
       windowMs: 200,

@@ -13,7 +13,7 @@ import { type RejectedEventRow, recordRejectedEvents } from '../ledger/rejected-
 import { eventsTotal } from '../metrics.js';
 import { type ChargeJobData, type EventsJobData, scheduleCharge } from '../queue/queues.js';
 
-export interface IngestProcessorOptions {
+export interface EventRecorderOptions {
   db: Ledger;
   chargeQueue: Queue<ChargeJobData>;
   /** The batching window: a new key's charge job runs this long after its first event. */
@@ -42,13 +42,13 @@ function shapeProblem(e: unknown): string | undefined {
   return undefined;
 }
 
-export class IngestProcessor {
+export class EventRecorder {
   /** Batching keys never change once created: cache their ids. */
   private readonly keyIds: LRUCache<string, number>;
   /** When this process last scheduled each key; re-adding within the window is redundant. */
   private readonly scheduledAt: LRUCache<number, number>;
 
-  constructor(private readonly o: IngestProcessorOptions) {
+  constructor(private readonly o: EventRecorderOptions) {
     const max = Math.max(1, o.keyCacheSize ?? DEFAULT_KEY_CACHE_SIZE);
     this.keyIds = new LRUCache({ max });
     this.scheduledAt = new LRUCache({ max });

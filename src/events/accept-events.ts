@@ -12,7 +12,7 @@ import { eventsTotal } from '../metrics.js';
 import { createQueues, type EventSource, enqueueEvents, type MeterQueues } from '../queue/queues.js';
 import { withTimeout } from '../timeout.js';
 
-export interface IngestResult {
+export interface AcceptResult {
   index: number;
   eventId?: string;
   /** insufficient: refused by admission control (METER_ADMISSION=reject), nothing enqueued. */
@@ -20,14 +20,14 @@ export interface IngestResult {
   errors?: string[];
 }
 
-export interface IngestorOptions {
+export interface EventAcceptorOptions {
   redis: Redis;
   /** Redis key prefix of the deployment (REDIS_PREFIX). */
   prefix: string;
   /** With a database, events already in the ledger are reported as duplicates. */
   db?: PrismaClient;
   /**
-   * Longest wait for that ledger lookup, ms; past it ingest() rejects having
+   * Longest wait for that ledger lookup, ms; past it accept() rejects having
    * enqueued nothing (the caller may go on without the lookup, as the HTTP server
    * does). Default: no limit (an import waits for the ledger).
    */
@@ -36,18 +36,18 @@ export interface IngestorOptions {
   admission?: Admission;
 }
 
-export class Ingestor {
+export class EventAcceptor {
   private readonly queues: MeterQueues;
 
-  constructor(private readonly o: IngestorOptions) {
+  constructor(private readonly o: EventAcceptorOptions) {
     this.queues = createQueues(o.redis, o.prefix);
-    // Reconnects are ioredis's job; a failed enqueue rejects ingest() itself.
+    // Reconnects are ioredis's job; a failed enqueue rejects accept() itself.
     this.queues.events.on('error', () => {});
     this.queues.charge.on('error', () => {});
   }
 
-  async ingest(raws: unknown[], source: EventSource): Promise<IngestResult[]> {
-    const results: IngestResult[] = [];
+  async accept(raws: unknown[], source: EventSource): Promise<AcceptResult[]> {
+    const results: AcceptResult[] = [];
     const checked = validateEvents(raws);
     for (const r of checked.rejected)
       results[r.index] = { index: r.index, eventId: r.eventId, status: 'rejected', errors: r.errors };
@@ -85,7 +85,7 @@ export class Ingestor {
       }
     }
     await enqueueEvents(this.queues.events, accepted, source);
-    const count = (s: IngestResult['status']) => results.filter((r) => r.status === s).length;
+    const count = (s: AcceptResult['status']) => results.filter((r) => r.status === s).length;
     eventsTotal.inc({ result: 'accepted', source }, accepted.length);
     eventsTotal.inc({ result: 'duplicate', source }, count('duplicate'));
     eventsTotal.inc({ result: 'rejected', source }, count('rejected'));

@@ -2,7 +2,7 @@
 // API key. The answer (202) comes only after the accepted events are durable in
 // Redis, with one result per event in the order sent.
 import type { FastifyInstance } from 'fastify';
-import type { Ingestor, IngestResult } from '../ingest/ingestor.js';
+import type { AcceptResult, EventAcceptor } from '../events/accept-events.js';
 import type { Logger } from '../logger.js';
 import { withTimeout } from '../timeout.js';
 import type { ApiKeys } from './auth.js';
@@ -11,14 +11,14 @@ import { HttpError } from './errors.js';
 /** Most events in one request. */
 export const MAX_EVENTS_PER_REQUEST = 1_000;
 /** Largest request body of /v1/events, bytes (1 MiB): 1,000 events of ~1 KiB each. */
-export const INGEST_BODY_LIMIT = 1024 * 1024;
+export const EVENTS_BODY_LIMIT = 1024 * 1024;
 
-export interface IngestRouteDeps {
+export interface EventRouteDeps {
   apiKeys: ApiKeys;
   /** Reports events already in the ledger as duplicates. */
-  ingestor: Ingestor;
+  acceptor: EventAcceptor;
   /** Used when the ledger cannot be asked (PostgreSQL down): ingestion needs only Redis. */
-  fallbackIngestor: Ingestor;
+  fallbackAcceptor: EventAcceptor;
   logger: Logger;
   bodyLimit?: number;
   /** How long the request may wait for Redis, ms. Default 10000. */
@@ -26,7 +26,7 @@ export interface IngestRouteDeps {
 }
 
 export interface IngestResponse {
-  results: IngestResult[];
+  results: AcceptResult[];
   accepted: number;
   duplicates: number;
   rejected: number;
@@ -34,24 +34,24 @@ export interface IngestResponse {
   insufficient: number;
 }
 
-export function registerIngestRoutes(app: FastifyInstance, d: IngestRouteDeps): void {
+export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps): void {
   const timeoutMs = d.timeoutMs ?? 10_000;
 
-  const ingest = async (events: unknown[]): Promise<IngestResult[]> => {
+  const ingest = async (events: unknown[]): Promise<AcceptResult[]> => {
     try {
-      return await d.ingestor.ingest(events, 'http');
+      return await d.acceptor.accept(events, 'http');
     } catch (err) {
       // Nothing was enqueued when the ledger lookup failed; Redis alone decides now
       // (the ledger still drops a duplicate later, it just is reported as accepted).
       d.logger.warn({ err: (err as Error).message }, 'ingest with ledger lookup failed; retrying without it');
-      return d.fallbackIngestor.ingest(events, 'http');
+      return d.fallbackAcceptor.accept(events, 'http');
     }
   };
 
   app.post(
     '/v1/events',
     {
-      bodyLimit: d.bodyLimit ?? INGEST_BODY_LIMIT,
+      bodyLimit: d.bodyLimit ?? EVENTS_BODY_LIMIT,
       onRequest: d.apiKeys.required,
     },
     async (req, reply): Promise<IngestResponse> => {
@@ -69,7 +69,7 @@ export function registerIngestRoutes(app: FastifyInstance, d: IngestRouteDeps): 
           `at most ${MAX_EVENTS_PER_REQUEST} events per request (got ${events.length}); nothing was accepted`,
         );
       }
-      let results: IngestResult[];
+      let results: AcceptResult[];
       try {
         results = await withTimeout(ingest(events), timeoutMs, 'enqueueing the events');
       } catch (err) {
@@ -80,7 +80,7 @@ export function registerIngestRoutes(app: FastifyInstance, d: IngestRouteDeps): 
           'the events could not be stored; retry with the same eventIds (duplicates are dropped)',
         );
       }
-      const count = (s: IngestResult['status']) => results.filter((r) => r.status === s).length;
+      const count = (s: AcceptResult['status']) => results.filter((r) => r.status === s).length;
       reply.code(202);
       return {
         results,
