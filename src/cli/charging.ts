@@ -2,7 +2,15 @@
 // restart every DecrUserRemainTimes call of the deployment (src/queue/charging-pause.ts);
 // ingestion goes on. Audited like the dashboard's button, with `cli:<user>` as actor.
 import { parseArgs } from 'node:util';
-import { type ChargingState, chargingState, pauseCharging, resumeCharging } from '../queue/charging-pause.js';
+import { extendOpenBatchDeadlines } from '../ledger/operator-batches.js';
+import { WINDOW_SAFE_FRACTION } from '../metering/decide.js';
+import {
+  type ChargingState,
+  chargingState,
+  pauseCharging,
+  pauseReason,
+  resumeCharging,
+} from '../queue/charging-pause.js';
 import { createQueues } from '../queue/queues.js';
 import { cliConfig, withLedger } from './config.js';
 
@@ -23,6 +31,11 @@ export async function runChargingCommand(args: string[]): Promise<number> {
   }
   const [command, ...extra] = parsed.positionals;
   const { reason } = parsed.values;
+  const checked = reason === undefined ? undefined : pauseReason.safeParse(reason);
+  if (checked && !checked.success) {
+    process.stderr.write(`--reason ${checked.error.issues[0]!.message}\n${usage}`);
+    return 2;
+  }
   if (
     extra.length > 0 ||
     !['pause', 'resume', 'status'].includes(command ?? '') ||
@@ -41,12 +54,24 @@ export async function runChargingCommand(args: string[]): Promise<number> {
       let state: ChargingState;
       if (command === 'status') state = await chargingState(queues.charge, redis, prefix);
       else {
-        state =
-          command === 'pause'
-            ? await pauseCharging(queues.charge, redis, prefix, { by: actor, reason })
-            : await resumeCharging(queues.charge, redis, prefix);
+        let details: Record<string, string> = reason ? { reason } : {};
+        if (command === 'pause')
+          state = await pauseCharging(queues.charge, redis, prefix, { by: actor, reason });
+        else {
+          const resumed = await resumeCharging(queues.charge, redis, prefix);
+          state = resumed.state;
+          // The batches that waited get their retry time back (see extendOpenBatchDeadlines).
+          const moved = resumed.pausedAt
+            ? await extendOpenBatchDeadlines(
+                db,
+                (Date.now() - resumed.pausedAt.getTime()) / 1000,
+                config.DOUYIN_IDEMPOTENCY_WINDOW_SEC * WINDOW_SAFE_FRACTION,
+              )
+            : 0;
+          details = { deadlinesMoved: String(moved) };
+        }
         await db.operatorAudit.create({
-          data: { actor, action: `charging.${command}`, target: null, details: reason ? { reason } : {} },
+          data: { actor, action: `charging.${command}`, target: null, details },
         });
       }
       process.stdout.write(`${JSON.stringify(state)}\n`);

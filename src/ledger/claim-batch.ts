@@ -25,3 +25,19 @@ export async function claimBatchForSend(db: Sql, lease: KeyLease, batchId: bigin
   if (!r.leased) return { kind: 'lease_lost' };
   return r.first_attempt_at ? { kind: 'claimed', firstAttemptAt: r.first_attempt_at } : { kind: 'not_open' };
 }
+
+/**
+ * Clears the first-attempt stamp of a batch its run formed and never let out (the
+ * run stopped for a pause), so Douyin's idempotency window is counted from the real
+ * first send. Only under the run's lease, and only for a batch with no attempt and
+ * no call_attempt row: a batch that was ever sent keeps its stamp.
+ */
+export async function unstampUnsentBatch(db: Sql, lease: KeyLease, batchId: bigint): Promise<boolean> {
+  const n = await db.$executeRaw`
+    UPDATE charge_batch b SET first_attempt_at = NULL
+    WHERE b.id = ${batchId} AND b.status = 'open' AND b.attempts = 0
+      AND NOT EXISTS (SELECT 1 FROM call_attempt a WHERE a.batch_id = b.id)
+      AND EXISTS (SELECT 1 FROM key_lease l WHERE l.key_id = ${lease.keyId} AND l.token = ${String(lease.token)}::bigint
+                  AND l.until > now())`;
+  return n > 0;
+}

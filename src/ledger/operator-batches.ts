@@ -97,3 +97,22 @@ export async function resolveDerivedAsUncharged(tx: Sql, id: bigint, actor: stri
            finished_at = now(), updated_at = now()
     WHERE id = ${id} AND status = 'dead'`;
 }
+
+/**
+ * After charging was paused for `pausedSec`: every open batch's retry deadline moves
+ * forward by as much (a pause is not the batch's failure), never past its last safe
+ * send (`safeSendSec` after its first attempt, 90% of Douyin's idempotency window)
+ * and never earlier than it was. Returns how many batches moved.
+ */
+export async function extendOpenBatchDeadlines(
+  db: Sql,
+  pausedSec: number,
+  safeSendSec: number,
+): Promise<number> {
+  return db.$executeRaw`
+    UPDATE charge_batch SET updated_at = now(), deadline_at = GREATEST(deadline_at,
+      CASE WHEN first_attempt_at IS NULL THEN deadline_at + make_interval(secs => ${pausedSec}::float8)
+           ELSE LEAST(deadline_at + make_interval(secs => ${pausedSec}::float8),
+                      first_attempt_at + make_interval(secs => ${safeSendSec}::float8)) END)
+    WHERE status = 'open'`;
+}

@@ -21,7 +21,7 @@ import { type Applied, applyDecision, type LedgerStep } from '../ledger/apply-de
 import { type AttemptRecord, storableText } from '../ledger/attempts.js';
 import { type BatchRow, derivedBatchCount, openBatchById, openBatchOfKey } from '../ledger/batches.js';
 import { ChargeRunStatements } from '../ledger/charge-run-statements.js';
-import { claimBatchForSend } from '../ledger/claim-batch.js';
+import { claimBatchForSend, unstampUnsentBatch } from '../ledger/claim-batch.js';
 import { type KeyLease, renewKeyLease } from '../ledger/key-lease.js';
 import type { PendingAges } from '../ledger/keys.js';
 import { batchesTotal, rateLimitedTotal, straySuccessTotal } from '../metrics.js';
@@ -107,14 +107,21 @@ export class Charger {
       const slot = await this.o.limiter.acquire(signal, FORM_LEAD_MS);
       const batch = work.batch ? await this.claim(run, work.batch) : await this.form(run);
       if (batch === 'idle' || batch === 'stale') return batch;
-      return await this.send(run, batch, slot, signal);
+      return await this.send(run, batch, slot, signal, !work.batch);
     } finally {
       if (!run.released) await this.statements.release(run.lease).catch(() => {}); // else it expires by itself
     }
   }
 
-  private paused(): Promise<boolean> {
-    return this.o.isPaused ? this.o.isPaused() : Promise.resolve(false);
+  /** Whether charging is paused; when that cannot be known (Redis unreachable), it is taken as paused: no call. */
+  private async paused(): Promise<boolean> {
+    if (!this.o.isPaused) return false;
+    try {
+      return await this.o.isPaused();
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'could not read the pause flag; not sending');
+      return true;
+    }
   }
 
   /** Whether the key has events in no batch (after a run, whether it needs another). */
@@ -161,7 +168,14 @@ export class Charger {
     return { ...batch, firstAttemptAt: claim.firstAttemptAt };
   }
 
-  private async send(run: Run, batch: BatchRow, slot: Slot, signal?: AbortSignal): Promise<ChargeOutcome> {
+  private async send(
+    run: Run,
+    batch: BatchRow,
+    slot: Slot,
+    signal?: AbortSignal,
+    /** This run formed the batch (no earlier run can have sent it). */
+    formedNow = false,
+  ): Promise<ChargeOutcome> {
     const facts = batchFacts(batch);
     const pre = decideBeforeSend(facts, new Date(), this.policy);
     if (pre.kind === 'dead') return this.dead(run, batch, null, `${pre.code}: ${pre.reason}`);
@@ -171,13 +185,10 @@ export class Charger {
     // rate limit, and with enough lease left that no other run can take the key
     // over while this call is out.
     let pausedBeforeSend = false;
+    /** Requests let out so far (a token refresh sends a second one). */
+    let letOut = 0;
     const beforeSend = async (s?: AbortSignal) => {
       await onTime(s);
-      // The last moment to honour a pause: after this the request is out.
-      if (await this.paused()) {
-        pausedBeforeSend = true;
-        throw new ChargingPausedError();
-      }
       const callTimeoutMs = this.o.callTimeoutMs ?? 10_000;
       if (performance.now() + callTimeoutMs + LEASE_MARGIN_MS > run.renewedAt + run.lease.leaseMs) {
         const t = performance.now();
@@ -187,6 +198,12 @@ export class Charger {
         }
         run.renewedAt = t;
       }
+      // The last thing before the request leaves: a pause answered before this point stops it.
+      if (await this.paused()) {
+        pausedBeforeSend = true;
+        throw new ChargingPausedError();
+      }
+      letOut += 1;
     };
 
     const startedAt = new Date();
@@ -213,7 +230,13 @@ export class Charger {
       });
     } catch (err) {
       if (leaseLost) return this.stale(batch, 'lease_lost'); // nothing was sent
-      if (pausedBeforeSend) return 'paused'; // nothing was sent; the batch stays open
+      if (pausedBeforeSend) {
+        // Nothing was sent; the batch waits open. A batch this run formed and never let
+        // out loses its first-attempt stamp, so a long pause does not eat into
+        // Douyin's idempotency window (the real first send stamps it again).
+        if (formedNow && letOut === 0) await unstampUnsentBatch(this.o.db, run.lease, batch.id);
+        return 'paused';
+      }
       if (!(err instanceof DouyinError)) throw err; // a bug or the database: BullMQ retries the run
       answer = { ok: false, kind: err.kind, retryable: err.retryable, detail: describe(err) };
       attempt = this.attempt(batch, startedAt, t0, {

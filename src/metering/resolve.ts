@@ -46,7 +46,19 @@ export async function resolveBatches(
   as: Resolution,
   actor: string,
 ): Promise<ResolveResult> {
-  const r = await actOnBatches(deps.db, ids, (tx, id) => resolveOne(tx, id, as, actor, deps.deadlineSec));
+  // Derived batches first (partial policy): a parent resolves only once its dead
+  // derived batch is resolved, whatever order the ids were given in.
+  const derived = new Set(
+    (
+      await deps.db.$queryRaw<{ id: bigint }[]>`
+        SELECT id FROM charge_batch WHERE id = ANY(${ids.map(String)}::bigint[]) AND parent_id IS NOT NULL`
+    ).map((r) => String(r.id)),
+  );
+  const ordered = [
+    ...ids.filter((id) => derived.has(String(id))),
+    ...ids.filter((id) => !derived.has(String(id))),
+  ];
+  const r = await actOnBatches(deps.db, ordered, (tx, id) => resolveOne(tx, id, as, actor, deps.deadlineSec));
   // A successor batch (resolved as uncharged) is charged now, not at the sweeper's pace.
   if (as === 'uncharged') await scheduleChargeNow(deps.redis, deps.prefix, r.keys);
   return { resolved: r.done, skipped: r.skipped };

@@ -41,6 +41,8 @@ export class Sweeper {
   /** One pass; returns how many keys it scheduled (0 when another process holds the turn). */
   async sweep(): Promise<number> {
     try {
+      // While charging is paused the keys' jobs wait in the paused queue already.
+      if (await this.o.chargeQueue.isPaused()) return 0;
       const turn = await this.o.redis.set(this.o.lockKey, '1', 'PX', this.o.intervalMs, 'NX');
       if (turn !== 'OK') return 0;
       // Keys are looked at in id order, a slice a pass, wherever the last pass (of

@@ -7,6 +7,7 @@
 // and why is kept beside the flag for the dashboard and the CLI.
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { chargingPaused } from '../metrics.js';
 import type { ChargeJobData } from './queues.js';
 
@@ -33,16 +34,26 @@ export async function pauseCharging(
   return { paused: true, by: who.by, at, ...(who.reason ? { reason: who.reason } : {}) };
 }
 
+/** Resumes; says since when it was paused (when known), so open batches' deadlines can move by as much. */
 export async function resumeCharging(
   queue: Queue<ChargeJobData>,
   redis: Redis,
   prefix: string,
-): Promise<ChargingState> {
+): Promise<{ state: ChargingState; pausedAt?: Date }> {
+  const at = await redis.hget(infoKey(prefix), 'at');
   await queue.resume();
   await redis.del(infoKey(prefix));
   chargingPaused.set(0);
-  return { paused: false };
+  const pausedAt = at ? new Date(at) : undefined;
+  return { state: { paused: false }, ...(pausedAt && !Number.isNaN(pausedAt.getTime()) ? { pausedAt } : {}) };
 }
+
+/** A pause's reason: what the API and the CLI accept. */
+export const pauseReason = z
+  .string()
+  .max(500, 'must be at most 500 characters')
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
+  .regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters');
 
 export async function chargingState(
   queue: Queue<ChargeJobData>,

@@ -7,8 +7,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import { extendOpenBatchDeadlines } from '../ledger/operator-batches.js';
 import type { Logger } from '../logger.js';
-import { chargingState, pauseCharging, resumeCharging } from '../queue/charging-pause.js';
+import { WINDOW_SAFE_FRACTION } from '../metering/decide.js';
+import { DEFAULT_IDEMPOTENCY_WINDOW_SEC } from '../metering/replay.js';
+import { chargingState, pauseCharging, pauseReason, resumeCharging } from '../queue/charging-pause.js';
 import type { ChargeJobData } from '../queue/queues.js';
 import { parseOr400 } from './errors.js';
 import { emptyBody } from './params.js';
@@ -19,18 +22,11 @@ export interface ChargingDeps {
   prefix: string;
   charge: Queue<ChargeJobData>;
   logger: Logger;
+  /** DOUYIN_IDEMPOTENCY_WINDOW_SEC: a resumed batch's deadline never passes 90% of it. Default one month. */
+  idempotencyWindowSec?: number;
 }
 
-export const pauseBody = z
-  .strictObject({
-    reason: z
-      .string()
-      .max(500, 'must be at most 500 characters')
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
-      .regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters')
-      .optional(),
-  })
-  .optional();
+export const pauseBody = z.strictObject({ reason: pauseReason.optional() }).optional();
 
 export function registerChargingRoutes(api: FastifyInstance, d: ChargingDeps): void {
   const audit = async (req: FastifyRequest, action: string, details: Record<string, string>) => {
@@ -53,8 +49,16 @@ export function registerChargingRoutes(api: FastifyInstance, d: ChargingDeps): v
 
   api.post('/charging/resume', async (req) => {
     parseOr400(emptyBody, req.body, 'body');
-    const state = await resumeCharging(d.charge, d.redis, d.prefix);
-    await audit(req, 'charging.resume', {});
+    const { state, pausedAt } = await resumeCharging(d.charge, d.redis, d.prefix);
+    // The batches that waited get their retry time back (see extendOpenBatchDeadlines).
+    const moved = pausedAt
+      ? await extendOpenBatchDeadlines(
+          d.db,
+          (Date.now() - pausedAt.getTime()) / 1000,
+          (d.idempotencyWindowSec ?? DEFAULT_IDEMPOTENCY_WINDOW_SEC) * WINDOW_SAFE_FRACTION,
+        )
+      : 0;
+    await audit(req, 'charging.resume', { deadlinesMoved: String(moved) });
     return state;
   });
 }

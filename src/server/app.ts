@@ -148,7 +148,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Without a listener BullMQ prints every Redis connection error to stderr; the
   // Redis client's own listener (start.ts) already logs them once.
   for (const q of [queues.events, queues.charge]) q.on('error', () => {});
-  // A hung PostgreSQL must not hold producers up: they need only Redis (see ingest.ts).
+  // A hung PostgreSQL must not hold producers up: they need only Redis (see api-events.ts).
   // With admission control on, both acceptors ask it (when the ledger cannot answer,
   // the unknown-balance policy decides).
   const admission = deps.admission
@@ -235,6 +235,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         prefix: deps.prefix,
         charge: queues.charge,
         logger,
+        idempotencyWindowSec: deps.replay?.idempotencyWindowSec,
       });
       registerWebhookEndpointRoutes(api, {
         db: deps.db,

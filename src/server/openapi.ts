@@ -64,7 +64,7 @@ export interface Operation {
 }
 
 /**
- * POST /v1/events takes one event or an array of them; ingest.ts checks the array's
+ * POST /v1/events takes one event or an array of them; api-events.ts checks the array's
  * size and the event acceptor validates each event with usageEventSchema (an invalid one
  * is rejected on its own, in the 202's results).
  */

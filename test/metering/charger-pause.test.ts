@@ -42,7 +42,7 @@ describe('a paused charger', () => {
     expect(asked).toBe(2);
     expect(h.sim.state().trades.length).toBe(before);
     const [batch] = await h.db.chargeBatch.findMany({ where: { keyId } });
-    expect(batch).toMatchObject({ status: 'open', count: 5, attempts: 0 });
+    expect(batch).toMatchObject({ status: 'open', count: 5, attempts: 0, firstAttemptAt: null });
     expect(await h.db.callAttempt.count({ where: { batchId: batch!.id } })).toBe(0);
 
     paused = false;

@@ -15,7 +15,7 @@ let queues: MeterQueues;
 beforeAll(async () => {
   db = createPrisma(await createTestDatabase('ingest_processor'));
   redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
-  queues = createQueues(redis, uniquePrefix('ingest-processor'));
+  queues = createQueues(redis, uniquePrefix('record-events'));
 });
 afterAll(async () => {
   await queues.close();

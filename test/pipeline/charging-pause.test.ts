@@ -52,7 +52,9 @@ describe('pausing charging', () => {
       expect(calls()).toBe(1);
       expect(await countWithStatus(p.db, 'charged')).toBe(1);
 
-      expect(await resumeCharging(queues.charge, p.redis, p.env.REDIS_PREFIX!)).toEqual({ paused: false });
+      expect((await resumeCharging(queues.charge, p.redis, p.env.REDIS_PREFIX!)).state).toEqual({
+        paused: false,
+      });
       await p.waitUntilSettled(60_000);
       await p.expectExactTotals();
       // One call per user: the batches waited, whole, for the resume.

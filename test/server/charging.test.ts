@@ -44,8 +44,47 @@ describe('/api/charging', () => {
     const audit = await s.db.operatorAudit.findMany({ orderBy: { id: 'asc' } });
     expect(audit.map((a) => [a.actor, a.action, a.details])).toEqual([
       ['ops', 'charging.pause', { reason: 'Douyin incident' }],
-      ['ops', 'charging.resume', {}],
+      ['ops', 'charging.resume', { deadlinesMoved: '0' }],
     ]);
+  });
+
+  it('gives the batches that waited their retry time back, never past 90% of the idempotency window', async () => {
+    const key = await s.db.meterKey.create({
+      data: { openId: 'paused', serviceId: 's1', serviceModeId: 'm1', isTestEnv: false },
+    });
+    const H = 3_600_000;
+    const batch = (n: string, firstAttemptAgoMs: number | null, deadlineInMs: number) =>
+      s.db.chargeBatch.create({
+        data: {
+          keyId: key.id,
+          outTradeNo: `paused-${n}`,
+          count: 1,
+          eventCount: 0,
+          deadlineAt: new Date(Date.now() + deadlineInMs),
+          firstAttemptAt: firstAttemptAgoMs === null ? null : new Date(Date.now() - firstAttemptAgoMs),
+        },
+      });
+    const fresh = await batch('fresh', H, 60_000);
+    const unsent = await batch('unsent', null, 60_000);
+    const old = await batch('old', 27 * 24 * H - H / 2, 60_000);
+    await body(await s.api('/api/charging/pause', { method: 'POST', body: {} }));
+    // Paused two hours ago.
+    await s.redis.hset(`${s.prefix}:charging-pause`, 'at', new Date(Date.now() - 2 * H).toISOString());
+    await body(await s.api('/api/charging/resume', { method: 'POST', body: {} }));
+    const deadlineOf = async (id: bigint) =>
+      (await s.db.chargeBatch.findUniqueOrThrow({ where: { id } })).deadlineAt.getTime();
+    for (const b of [fresh, unsent]) {
+      const moved = (await deadlineOf(b.id)) - b.deadlineAt.getTime();
+      expect(Math.abs(moved - 2 * H)).toBeLessThan(5_000);
+    }
+    // 27 days less half an hour after its first attempt: capped at 27 days (90% of a month), not 2 h later.
+    const cap = old.firstAttemptAt!.getTime() + 0.9 * 30 * 24 * H;
+    expect(Math.abs((await deadlineOf(old.id)) - cap)).toBeLessThan(5_000);
+    expect(
+      await s.db.operatorAudit.findFirst({ where: { action: 'charging.resume' }, orderBy: { id: 'desc' } }),
+    ).toMatchObject({
+      details: { deadlinesMoved: '3' },
+    });
   });
 
   it('refuses a cross-origin pause, a bad reason, and anonymous callers', async () => {

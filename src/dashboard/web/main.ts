@@ -470,7 +470,9 @@ const deadSelection: DeadSelection = {
   changed: () => renderDead(el.dead, deadShown, actions, deadSelection),
   act: (kind, batches) => {
     if (batches.length === 0) return;
-    const uses = batches.reduce((n, b) => n + b.count, 0);
+    // A derived batch's uses are part of its parent's: counted once when both are chosen.
+    const chosen = new Set(batches.map((b) => b.id));
+    const uses = batches.reduce((n, b) => (b.parentId && chosen.has(b.parentId) ? n : n + b.count), 0);
     const what = `${fmtNum(batches.length)} batch${batches.length === 1 ? '' : 'es'} (${fmtNum(uses)} use${uses === 1 ? '' : 's'} at stake)`;
     const question =
       kind === 'replay'
