@@ -82,6 +82,22 @@ describe('partial policy replay', () => {
     ]);
   });
 
+  it('resolves a parent and its dead derived batch given together, parent first: the derived one is taken first', async () => {
+    const keyId = await h.seedKey('pr-both', [3, 3, 2], 5);
+    const api = interceptDecr(h.client, (input) => {
+      if (input.outTradeNo.endsWith('-p1'))
+        throw new DouyinError({ kind: 'invalid_request', errorCode: 2100005, description: 'test: refused' });
+    });
+    expect(await h.charger({ api, insufficientPolicy: 'partial' }).chargeKey(keyId)).toBe('dead');
+    const [parent, derived] = await h.db.chargeBatch.findMany({ where: { keyId }, orderBy: { id: 'asc' } });
+    const deps = { db: h.db, redis: h.redis, prefix: uniquePrefix('pr-both') };
+    // The parent first in the request: alone it would be refused ("resolve that one first").
+    const r = await resolveBatches(deps, [parent!.id, derived!.id], 'uncharged', 'op');
+    expect(r).toEqual({ resolved: [String(derived!.id), String(parent!.id)], skipped: [] });
+    expect((await h.db.chargeBatch.findUniqueOrThrow({ where: { id: derived!.id } })).status).toBe('voided');
+    expect((await h.db.chargeBatch.findUniqueOrThrow({ where: { id: parent!.id } })).status).toBe('voided');
+  });
+
   it('resolves a dead derived batch first: charged makes its parent partial; the parent alone is refused', async () => {
     const openId = 'pr-resolve';
     const keyId = await h.seedKey(openId, [3, 3, 2], 5);
