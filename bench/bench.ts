@@ -18,17 +18,15 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { migrate } from '../src/db/migrate.js';
-import { startPostgres } from '../src/devservices/postgres.js';
 
-import { startRedis } from '../src/devservices/redis.js';
-import { DouyinMarketClient } from '../src/douyin/index.js';
-import { RateLimiter } from '../src/douyin/rate-limiter.js';
 import type { UsageEventInput } from '../src/events/schema.js';
 import { NOTIFICATION_TYPES } from '../src/notify/event-types.js';
 import { createProducer } from '../src/producer/producer.js';
 import { EVENTS_PER_JOB } from '../src/queue/queues.js';
 import { startSimulator } from '../src/simulator/index.js';
+import { measureNaiveBaseline } from './baseline.js';
+import { type InsertLimitRow, measureInsertLimit } from './insert-limit.js';
+import { startBenchServices } from './services.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -73,28 +71,9 @@ const [, ...WORKER_ARGS] = [
   (pkg.scripts.worker as string).split(/\s+/).at(-1)!,
 ]; // drops the leading "node"
 
-// Services: the given ones, or throwaway ones.
-const cleanups: (() => Promise<void>)[] = [];
-let redisUrl = process.env.REDIS_URL;
-let adminUrl = process.env.DATABASE_URL;
-if (!redisUrl) {
-  const r = await startRedis({ appendOnly: true });
-  cleanups.push(() => r.destroy());
-  redisUrl = r.url;
-}
-if (!adminUrl) {
-  const p = await startPostgres({ durable: DURABLE });
-  cleanups.push(() => p.destroy());
-  adminUrl = p.url;
-}
-const dbName = `um_bench_${Date.now()}`;
-const admin = new pg.Client({ connectionString: adminUrl });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${dbName}`);
-const dbUrl = new URL(adminUrl);
-dbUrl.pathname = `/${dbName}`;
-const databaseUrl = dbUrl.toString();
-await migrate(databaseUrl);
+// Services: the given ones, or throwaway ones, and a fresh database.
+const services = await startBenchServices({ durable: DURABLE, label: 'bench' });
+const { redisUrl, databaseUrl } = services;
 const prefix = `bench-${Date.now()}`;
 
 // --webhooks: a receiver answering 204, and an endpoint wanting every type.
@@ -153,7 +132,7 @@ const keys = expected.size;
 // The physical limit, in this run: PostgreSQL inserting the same rows into a table
 // shaped like usage_event (same columns, keys and indexes: unique eventId, ON
 // CONFLICT DO NOTHING), EVENTS_PER_JOB rows a statement, from one client.
-const pgInsertEventsPerSec = await measureInsertLimit();
+const pgInsertEventsPerSec = await measureInsertLimit(databaseUrl, insertLimitChunks());
 log(`limit: PostgreSQL inserts these rows at ${pgInsertEventsPerSec} rows/s (durable: ${DURABLE})`);
 
 const env = {
@@ -295,42 +274,19 @@ sim.reset();
 sim.setFaults({ qps: QPS, latencyMs: Number(a.latency) });
 for (const openId of users)
   sim.setBalance({ openId, serviceId: 'svc', serviceModeId: 'mode', remaining: 1e9 });
-const client = new DouyinMarketClient({
-  baseUrl: sim.url,
-  clientKey: 'sim-client-key',
-  clientSecret: 'sim-client-secret',
-  redis,
-  redisPrefix: `${prefix}-baseline`,
-});
-const limiter = new RateLimiter({ redis, key: `${prefix}-baseline:rl`, qps: QPS });
 const sample = [...new Set(events)].slice(0, baseN); // duplicates repeat the same object
-let next = 0;
-const b0 = performance.now();
-await Promise.all(
-  Array.from({ length: 64 }, async () => {
-    while (next < sample.length) {
-      const e = sample[next++]!;
-      for (;;) {
-        await limiter.acquire(); // a retry takes a slot too
-        try {
-          await client.decrUserRemainTimes({ ...e, outTradeNo: `base-${e.eventId}`, isTestEnv: false });
-          break;
-        } catch {
-          await sleep(50);
-        }
-      }
-    }
-  }),
-);
-const baseSec = (performance.now() - b0) / 1000;
-await client.close();
+const baselineEventsPerSec = await measureNaiveBaseline({
+  simUrl: sim.url,
+  redis,
+  prefix: `${prefix}-baseline`,
+  qps: QPS,
+  events: sample,
+});
 redis.disconnect();
 await db.end();
 await sim.close();
 receiver.close();
-await admin.query(`DROP DATABASE ${dbName} WITH (FORCE)`).catch(() => {});
-await admin.end();
-for (const c of cleanups) await c();
+await services.close();
 
 const endToEndEventsPerSec = Math.round(unique / elapsedSec);
 const result = {
@@ -363,7 +319,7 @@ const result = {
   peakRssMb: Math.round(peakRssMb),
   exact,
   lowerBoundSec: round(keys / QPS),
-  baseline: { endToEndEventsPerSec: Math.round(baseN / baseSec), douyinCalls: baseN, events: baseN },
+  baseline: { endToEndEventsPerSec: baselineEventsPerSec, douyinCalls: baseN, events: baseN },
   webhooks: a.webhooks
     ? {
         requests: hooks.received,
@@ -407,33 +363,16 @@ function round(x: number) {
   return Math.round(x * 100) / 100;
 }
 
-/** Rows/s of PostgreSQL inserting this run's unique events into a copy of usage_event. */
-async function measureInsertLimit(): Promise<number> {
-  const c = new pg.Client({ connectionString: databaseUrl });
-  await c.connect();
-  try {
-    await c.query('CREATE TABLE bench_insert_limit (LIKE usage_event INCLUDING ALL)');
-    const rows = [...new Set(events)];
-    const keyIdOf = new Map(users.map((u, i) => [u, i + 1]));
-    const t = performance.now();
+/** This run's unique events as rows of the insert-limit measurement, EVENTS_PER_JOB at a time. */
+function insertLimitChunks(): Iterable<InsertLimitRow[]> {
+  // Gathered before the clock starts; each chunk is mapped in the timed loop, as a job's rows are.
+  const rows = [...new Set(events)];
+  const keyIdOf = new Map(users.map((u, i) => [u, i + 1]));
+  return (function* () {
     for (let i = 0; i < rows.length; i += EVENTS_PER_JOB) {
-      const part = rows.slice(i, i + EVENTS_PER_JOB);
-      await c.query(
-        `INSERT INTO bench_insert_limit (key_id, event_id, count, enqueued_at)
-         SELECT * FROM unnest($1::int[], $2::text[], $3::int[], $4::timestamptz[])
-         ON CONFLICT (event_id) DO NOTHING`,
-        [
-          part.map((e) => keyIdOf.get(e.openId)!),
-          part.map((e) => e.eventId),
-          part.map((e) => e.count),
-          part.map(() => new Date()),
-        ],
-      );
+      yield rows
+        .slice(i, i + EVENTS_PER_JOB)
+        .map((e) => ({ keyId: keyIdOf.get(e.openId)!, eventId: e.eventId, count: e.count }));
     }
-    const perSec = Math.round(rows.length / ((performance.now() - t) / 1000));
-    await c.query('DROP TABLE bench_insert_limit');
-    return perSec;
-  } finally {
-    await c.end();
-  }
+  })();
 }

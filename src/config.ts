@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseErrorKinds } from './douyin/errors.js';
 import { AddressGuard } from './notify/address-guard.js';
+import { parseRedisNodes, redisTopologyProblems } from './queue/redis-topology.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -13,6 +14,17 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+/** A comma-separated host:port list (Redis Sentinel or Cluster nodes), each entry checked. */
+const redisNodes = optionalString.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  try {
+    return parseRedisNodes(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
 
 /** Every variable the project reads, with its default. Listed in .env.example and docs/configuration.md. */
 export const configSchema = z.object({
@@ -89,15 +101,40 @@ export const configSchema = z.object({
    */
   DOUYIN_IDEMPOTENCY_WINDOW_SEC: int(2_592_000, 2, 10 * 365 * 86_400),
 
-  REDIS_URL: z
-    .string()
-    .regex(/^rediss?:\/\/\S*$/, 'must be a redis:// or rediss:// URL')
-    .default('redis://127.0.0.1:6379'),
+  /** A single Redis. Empty counts as unset (`REDIS_URL=` in an env file, beside REDIS_SENTINELS say). */
+  REDIS_URL: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z
+      .string()
+      .regex(/^rediss?:\/\/\S*$/, 'must be a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+  ),
   /** Prefix of every Redis key the meter writes (queues, token cache, limiter). */
   REDIS_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,40}$/)
     .default('usage-meter'),
+  /** Instead of REDIS_URL: the sentinels (host:port, comma-separated) that know the master (docs/redis.md). */
+  REDIS_SENTINELS: redisNodes,
+  /** The master name the sentinels monitor; required with REDIS_SENTINELS. */
+  REDIS_SENTINEL_NAME: optionalString.pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,100}$/, 'letters, digits, _ . - only')
+      .optional(),
+  ),
+  /** Instead of REDIS_URL: some nodes of a Redis Cluster (host:port, comma-separated); the others are discovered. */
+  REDIS_CLUSTER_NODES: redisNodes,
+  /** Password of the data nodes (the Sentinel-managed master and replicas, or the cluster's nodes). Never logged. */
+  REDIS_PASSWORD: optionalString,
+  /**
+   * Events are acknowledged to a producer only once this many replicas have them
+   * (Redis WAIT after the write); 0: once the primary has them (docs/redis.md).
+   */
+  REDIS_WAIT_REPLICAS: int(0, 0, 100),
+  /** How long an acknowledgement waits for those replicas before it fails (the producer retries). */
+  // At most 5 s: well inside POST /v1/events' 10 s budget, which WAITs queue up in.
+  REDIS_WAIT_TIMEOUT_MS: int(1_000, 1, 5_000),
   DATABASE_URL: optionalString,
   DATABASE_POOL_SIZE: int(20, 1, 200),
 
@@ -123,6 +160,21 @@ export const configSchema = z.object({
    * charge run's lease on its key. At least DOUYIN_TIMEOUT_MS + 1 s.
    */
   METER_STALL_SEC: int(15, 2, 3_600),
+  /**
+   * Days the ledger keeps events (and settled batches, finished notifications,
+   * rejected events): older months are dropped daily once nothing in them can
+   * change (docs/retention.md). At least 35: Douyin's idempotency window is a
+   * month, and deduplication by eventId lasts exactly as long as this.
+   */
+  METER_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .max(100_000)
+    .min(
+      35,
+      "must be at least 35: Douyin's idempotency window is a month, and a batch's events must outlive it",
+    )
+    .default(400),
   METRICS_PORT: int(0, 0, 65_535),
 
   PORT: int(3_000, 0, 65_535),
@@ -200,6 +252,8 @@ export function loadConfig(needs: ConfigNeed[] = [], env: NodeJS.ProcessEnv = pr
       `METER_RETRY_DEADLINE_SEC: ${parsed.data.METER_RETRY_DEADLINE_SEC} is more than half of DOUYIN_IDEMPOTENCY_WINDOW_SEC (${parsed.data.DOUYIN_IDEMPOTENCY_WINDOW_SEC})`,
     );
   }
+  // One Redis, a Sentinel-managed one or a cluster: never a guess between two.
+  if (parsed.success) problems.push(...redisTopologyProblems(parsed.data, env));
   if (parsed.success && parsed.data.METER_STALL_SEC * 1000 < parsed.data.DOUYIN_TIMEOUT_MS + 1_000) {
     // A charge run's lease lasts METER_STALL_SEC; a call leaves only with its whole
     // timeout of lease left, so no other run can take the key over while it is out.

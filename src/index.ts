@@ -24,5 +24,10 @@ export {
   createBalanceClient,
   type UserBalance,
 } from './producer/balance-client.js';
-export { InsufficientUsesError, InvalidEventsError, ProducerClosedError } from './producer/errors.js';
+export {
+  InsufficientUsesError,
+  InvalidEventsError,
+  NotReplicatedError,
+  ProducerClosedError,
+} from './producer/errors.js';
 export { createProducer, type Producer, type ProducerOptions } from './producer/producer.js';

@@ -17,6 +17,7 @@ const secretKeys = [
   'API_KEYS',
   'DASHBOARD_USERS',
   'SESSION_SECRET',
+  'REDIS_PASSWORD',
   'secret',
 ];
 

@@ -3,6 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configSchema, loadConfig } from '../src/config.js';
+import { hashedPart, keySlot } from '../src/queue/key-slot.js';
+import { hashTagged, redisKeyPrefix } from '../src/queue/redis-prefix.js';
+import { redisMode } from '../src/queue/redis-topology.js';
 
 const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
 
@@ -159,5 +162,122 @@ describe('configuration', () => {
         ),
       });
     }
+  });
+});
+
+describe('Redis: one server, Sentinel or Cluster', () => {
+  const problemsOf = (env: Record<string, string>): string => {
+    try {
+      loadConfig([], env);
+      return '';
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).problems.join('\n');
+    }
+  };
+
+  it('reads REDIS_URL by default, host:port lists for Sentinel and Cluster', () => {
+    const single = loadConfig([], {});
+    expect(redisMode(single)).toBe('single');
+    expect(single).toMatchObject({ REDIS_WAIT_REPLICAS: 0, REDIS_WAIT_TIMEOUT_MS: 1_000 });
+    const sentinel = loadConfig([], {
+      REDIS_SENTINELS: ' 10.0.0.1:26379, sentinel-b.internal:26380,[::1]:26381, ',
+      REDIS_SENTINEL_NAME: 'meter-master',
+      REDIS_PASSWORD: 'pw',
+      REDIS_WAIT_REPLICAS: '1',
+    });
+    expect(redisMode(sentinel)).toBe('sentinel');
+    expect(sentinel.REDIS_SENTINELS).toEqual([
+      { host: '10.0.0.1', port: 26379 },
+      { host: 'sentinel-b.internal', port: 26380 },
+      { host: '::1', port: 26381 },
+    ]);
+    const cluster = loadConfig([], { REDIS_CLUSTER_NODES: 'redis-0:6379', REDIS_URL: '' });
+    expect(redisMode(cluster)).toBe('cluster');
+    expect(cluster.REDIS_CLUSTER_NODES).toEqual([{ host: 'redis-0', port: 6379 }]);
+  });
+
+  it('names every bad host:port entry', () => {
+    const problems = problemsOf({
+      REDIS_CLUSTER_NODES: 'good:1,noport,:6379,h:0,h:65536,bad host:1,[10.0.0.1]:1,::1:6379',
+    });
+    expect(problems).toMatch(/^REDIS_CLUSTER_NODES: /);
+    for (const bad of [
+      '"noport"',
+      '":6379"',
+      '"h:0"',
+      '"h:65536"',
+      '"bad host:1"',
+      '"[10.0.0.1]:1"',
+      '"::1:6379"',
+    ])
+      expect(problems).toContain(bad);
+    expect(problems).not.toContain('"good:1"');
+    // A URL pasted by mistake: its password is not repeated in the message.
+    const pasted = problemsOf({ REDIS_CLUSTER_NODES: 'redis://:s3cret@h:6379,user:pw2@h2:6379' });
+    expect(pasted).toMatch(/^REDIS_CLUSTER_NODES: /);
+    expect(pasted).not.toMatch(/s3cret|pw2/);
+    // Compose service names have underscores.
+    expect(
+      loadConfig([], { REDIS_CLUSTER_NODES: 'redis_1:6379', REDIS_URL: '' }).REDIS_CLUSTER_NODES,
+    ).toEqual([{ host: 'redis_1', port: 6379 }]);
+    expect(problemsOf({ REDIS_SENTINELS: ' , ', REDIS_SENTINEL_NAME: 'm' })).toMatch(
+      /REDIS_SENTINELS: give at least one host:port/,
+    );
+  });
+
+  it('refuses an ambiguous combination, saying which', () => {
+    expect(
+      problemsOf({ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'm', REDIS_CLUSTER_NODES: 'b:2' }),
+    ).toMatch(/REDIS_SENTINELS, REDIS_CLUSTER_NODES: set one of them, not both/);
+    expect(problemsOf({ REDIS_SENTINELS: 'a:1' })).toMatch(
+      /REDIS_SENTINEL_NAME: required with REDIS_SENTINELS/,
+    );
+    expect(problemsOf({ REDIS_SENTINEL_NAME: 'm' })).toMatch(
+      /REDIS_SENTINEL_NAME: set without REDIS_SENTINELS/,
+    );
+    // REDIS_URL has a default: only an explicit one is in the way.
+    expect(problemsOf({ REDIS_CLUSTER_NODES: 'b:2', REDIS_URL: 'redis://127.0.0.1:6379' })).toMatch(
+      /REDIS_URL: set together with REDIS_CLUSTER_NODES; REDIS_URL names a single Redis/,
+    );
+    expect(
+      problemsOf({ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'm', REDIS_URL: 'redis://x:1' }),
+    ).toMatch(/REDIS_URL: set together with REDIS_SENTINELS/);
+    expect(problemsOf({ REDIS_PASSWORD: 'hunter2' })).toMatch(
+      /REDIS_PASSWORD: only with REDIS_SENTINELS or REDIS_CLUSTER_NODES/,
+    );
+    expect(problemsOf({ REDIS_PASSWORD: 'hunter2' })).not.toContain('hunter2'); // a secret is not echoed
+    expect(problemsOf({ REDIS_WAIT_TIMEOUT_MS: '0' })).toMatch(/REDIS_WAIT_TIMEOUT_MS/);
+    expect(problemsOf({ REDIS_WAIT_REPLICAS: '-1' })).toMatch(/REDIS_WAIT_REPLICAS/);
+  });
+
+  it('puts the key prefix in a hash tag on a cluster only, so that every key is in one slot', () => {
+    expect(redisKeyPrefix(loadConfig([], { REDIS_PREFIX: 'um' }))).toBe('um');
+    expect(
+      redisKeyPrefix(
+        loadConfig([], { REDIS_PREFIX: 'um', REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'm' }),
+      ),
+    ).toBe('um');
+    const prefix = redisKeyPrefix(loadConfig([], { REDIS_PREFIX: 'um', REDIS_CLUSTER_NODES: 'a:1' }));
+    expect(prefix).toBe('{um}');
+    expect(hashTagged(prefix)).toBe('{um}');
+    const keys = [
+      'events:1',
+      'charge:meta',
+      'douyin:ratelimit',
+      'douyin:token-lock:ck',
+      'signin-failures:1.2.3.4',
+    ];
+    expect(new Set(keys.map((k) => keySlot(`${prefix}:${k}`)))).toEqual(new Set([keySlot('um')]));
+  });
+
+  it('computes the cluster hash slot as the specification does', () => {
+    // CRC16/XMODEM of "123456789" is 0x31C3; the rest are the specification's hash-tag examples.
+    expect(keySlot('123456789')).toBe(0x31c3 % 16_384);
+    expect(keySlot('foo')).toBe(12_182);
+    expect(keySlot('{user1000}.following')).toBe(keySlot('{user1000}.followers'));
+    expect(hashedPart('foo{}{bar}')).toBe('foo{}{bar}');
+    expect(hashedPart('foo{{bar}}zap')).toBe('{bar');
+    expect(hashedPart('foo{bar}{zap}')).toBe('bar');
   });
 });

@@ -9,7 +9,7 @@ import { formBatch } from '../src/ledger/batches.js';
 import { eventsById, eventsInRange, insertEvents } from '../src/ledger/events.js';
 import { keyHasPendingEvents } from '../src/ledger/keys.js';
 import { eventsByStatus } from '../src/ledger/reports.js';
-import { directEventsByStatus, keyEvents, pendingOfKey } from './support/ledger.js';
+import { directEventsByStatus, eventRow, keyEvents, pendingOfKey } from './support/ledger.js';
 import { createTestDatabase } from './support/services.js';
 
 /** A database with nothing in it (not cloned from the migrated template). */
@@ -54,7 +54,7 @@ describe('migrations', () => {
     await insertEvents(db, [
       { eventId: 'e1', keyId: key.id, count: 3, occurredAt: null, enqueuedAt: null, attributes: null },
     ]);
-    expect(await db.usageEvent.findUnique({ where: { eventId: 'e1' } })).toMatchObject({ count: 3 });
+    expect(await db.usageEvent.findFirst({ where: { eventId: 'e1' } })).toMatchObject({ count: 3 });
     expect(await eventsById(db, ['e1'])).toEqual([
       expect.objectContaining({ eventId: 'e1', count: 3, status: 'pending', batchId: null }),
     ]);
@@ -379,6 +379,93 @@ describe('migrating a ledger of the old shape to event ranges', () => {
         .toMatchObject({ eventId: 'new-A1', batchId: fresh?.id });
     } finally {
       await db.$disconnect();
+    }
+  });
+});
+
+const BEFORE_PARTITIONS = '20261130230000_search_indexes';
+
+/** Migrates `url` with the runner up to and including `last`, from a copy of the migrations. */
+async function migrateThrough(url: string, last: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'um-migrations-'));
+  try {
+    for (const name of await readdir(defaultMigrationsDir)) {
+      if (name <= last || !name.match(/^\d/))
+        await cp(join(defaultMigrationsDir, name), join(dir, name), { recursive: true });
+    }
+    const r = await migrate(url, dir);
+    expect(r.applied.at(-1)).toBe(last);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('migrating a ledger into monthly partitions', () => {
+  it('moves every event into the partition of its month, unchanged, with statuses, seq and dedup intact', async () => {
+    const url = await emptyDatabase('mig_parts');
+    await migrateThrough(url, BEFORE_PARTITIONS);
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      // Two keys; events received two months ago, last month and now; two batches settled.
+      await c.query(`INSERT INTO meter_key (open_id, service_id, service_mode_id, is_test_env)
+                     VALUES ('u1', 's', 'm', false), ('u2', 's', 'm', true)`);
+      const months = [2, 1, 0];
+      for (const [i, ago] of months.entries()) {
+        await c.query(
+          `INSERT INTO usage_event (event_id, key_id, count, occurred_at, enqueued_at, received_at, attributes)
+           SELECT 'p' || $1 || '-' || g, 1 + g % 2, 1 + g % 3, now() - make_interval(days => 1), now(),
+                  date_trunc('month', now()) - make_interval(months => $2) + make_interval(hours => g),
+                  CASE WHEN g % 2 = 0 THEN jsonb_build_object('g', g) END
+           FROM generate_series(1, 40) g`,
+          [i, ago],
+        );
+      }
+      await c.query(`UPDATE ingest_horizon SET max_seq = (SELECT max(seq) FROM usage_event)`);
+      // Key 1's first 10 events charged, the next 5 in an open batch; the rest pending.
+      const k1 = (await c.query(`SELECT seq FROM usage_event WHERE key_id = 1 ORDER BY seq`)).rows.map(
+        (r) => r.seq,
+      );
+      await c.query(
+        `INSERT INTO charge_batch (key_id, out_trade_no, count, event_count, status, deadline_at, first_seq, last_seq)
+         VALUES (1, 'MIG-1', 10, 10, 'charged', now(), $1, $2), (1, 'MIG-2', 5, 5, 'open', now() + interval '1 day', $3, $4)`,
+        [k1[0], k1[9], k1[10], k1[14]],
+      );
+      await c.query('UPDATE meter_key SET batched_seq = $1 WHERE id = 1', [k1[14]]);
+      const snapshot = `SELECT seq::text, event_id, key_id, count, occurred_at, enqueued_at, received_at, attributes, status,
+                               batch_id::text FROM usage_event_status ORDER BY seq`;
+      const before = (await c.query(snapshot)).rows;
+      expect(before).toHaveLength(120);
+      expect(new Set(before.map((r) => r.status))).toEqual(new Set(['charged', 'batched', 'pending']));
+
+      const r = await migrate(url);
+      expect(r.applied).toEqual(['20261201000000_partitioned_ledger']);
+
+      expect((await c.query(snapshot)).rows).toEqual(before);
+      // Each row in its month's partition.
+      const placed = await c.query(
+        `SELECT tableoid::regclass::text AS part, to_char(received_at AT TIME ZONE 'UTC', 'YYYY_MM') AS month, count(*)::int AS n
+         FROM usage_event GROUP BY 1, 2 ORDER BY 2`,
+      );
+      expect(placed.rows).toHaveLength(3);
+      for (const p of placed.rows) expect(p.part).toBe(`usage_event_${p.month}`);
+      expect(
+        (await c.query(`SELECT relkind FROM pg_class WHERE relname = 'usage_event'`)).rows[0].relkind,
+      ).toBe('p');
+      expect((await c.query(`SELECT to_regclass('usage_event_unpartitioned') AS t`)).rows[0].t).toBeNull();
+      // The sequence goes on above every old seq, and an old eventId is still a duplicate.
+      const db = createPrisma(url);
+      try {
+        const maxSeq = BigInt(before.at(-1)!.seq);
+        expect(await insertEvents(db, [eventRow('p0-1', 1), eventRow('after-1', 2)])).toEqual([2]);
+        const fresh = await db.usageEvent.findFirstOrThrow({ where: { eventId: 'after-1' } });
+        expect(fresh.seq > maxSeq).toBe(true);
+        expect(await db.usageEvent.count()).toBe(121);
+      } finally {
+        await db.$disconnect();
+      }
+    } finally {
+      await c.end();
     }
   });
 });

@@ -5,18 +5,18 @@
 // keys, out of time) leaves the last run's time where it was, so the next run
 // checks them again (a key checked twice costs one more read, nothing else).
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { countKeysWithDrift, keysActiveSince } from '../ledger/drift.js';
 import type { Ledger } from '../ledger/pg-ledger.js';
 import { balanceDriftKeys } from '../metrics.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 import type { PurchaseListReader } from './balance.js';
 import { reconcileKeys } from './reconcile.js';
 
 export interface ReconcilerOptions {
   db: Ledger;
-  redis: Redis;
-  /** REDIS_PREFIX: the lock and the last run's time live under it. */
+  redis: RedisClient;
+  /** The meter's key prefix (redisKeyPrefix): the lock and the last run's time live under it. */
   prefix: string;
   /** Reads that take the reads' share of the QPS (never charging's). */
   douyin: PurchaseListReader;

@@ -42,9 +42,9 @@ export async function runBatchesCommand(args: string[]): Promise<number> {
   }
   const config = cliConfig(['database']);
   if (!config) return 2;
-  return withLedger(config, async ({ db, redis }) => {
+  return withLedger(config, async ({ db, redis, prefix }) => {
     const actor = `cli:${process.env.USER ?? 'unknown'}`;
-    const deps = { db, redis, prefix: config.REDIS_PREFIX, deadlineSec: config.METER_RETRY_DEADLINE_SEC };
+    const deps = { db, redis, prefix, deadlineSec: config.METER_RETRY_DEADLINE_SEC };
     if (command === 'resolve') {
       const result = await resolveBatches(deps, [BigInt(id!)], as as 'charged' | 'uncharged', actor);
       process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -46,8 +46,7 @@ export async function runChargingCommand(args: string[]): Promise<number> {
   }
   const config = cliConfig(['database']);
   if (!config) return 2;
-  return withLedger(config, async ({ db, redis }) => {
-    const prefix = config.REDIS_PREFIX;
+  return withLedger(config, async ({ db, redis, prefix }) => {
     const queues = createQueues(redis, prefix);
     try {
       const actor = `cli:${process.env.USER ?? 'unknown'}`;

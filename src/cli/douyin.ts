@@ -4,7 +4,6 @@
 // Exit codes: 0 success (result JSON on stdout), 1 Douyin/network error (error JSON
 // on stderr), 2 bad usage, input or configuration.
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { loadDotenv } from '../config.js';
 import { createDouyinClientFromConfig, type DouyinMarketClient } from '../douyin/client.js';
@@ -16,6 +15,7 @@ import {
   problemsOf,
   purchaseListRequest,
 } from '../douyin/schemas.js';
+import { createRedis } from '../queue/redis-connection.js';
 import { cliConfig } from './config.js';
 
 type Flag = { type: 'string' | 'boolean'; required?: boolean; integer?: boolean };
@@ -135,11 +135,7 @@ export async function runDouyinCommand(args: string[]): Promise<number> {
   if (!config) return 2;
 
   // 3. The call.
-  const redis = new Redis(config.REDIS_URL, {
-    maxRetriesPerRequest: 1,
-    connectTimeout: 5_000,
-    retryStrategy: (times) => (times > 3 ? null : 200),
-  });
+  const redis = createRedis(config, { maxRetriesPerRequest: 1, connectTimeoutMs: 5_000, maxReconnects: 3 });
   redis.on('error', () => {}); // reported through the failing command
   const client = createDouyinClientFromConfig(config, redis);
   try {

@@ -4,11 +4,12 @@
 // the exit status is 1 when any line was rejected.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { Redis } from 'ioredis';
 import { Admission } from '../balances/admission.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
 import { createDouyinClientFromConfig } from '../douyin/client.js';
 import { EventAcceptor } from '../events/accept-events.js';
+import { createRedis } from '../queue/redis-connection.js';
+import { redisKeyPrefix } from '../queue/redis-prefix.js';
 import { cliConfig } from './config.js';
 
 const MAX_LINE_BYTES = 64 * 1024;
@@ -38,7 +39,7 @@ export async function runEventsCommand(args: string[]): Promise<number> {
     return 2;
   }
 
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  const redis = createRedis(config, { maxRetriesPerRequest: 3 });
   // With a database, events already in the ledger are counted as duplicates here.
   const db: PrismaClient | undefined = config.DATABASE_URL ? createPrisma(config.DATABASE_URL) : undefined;
   // Admission control (METER_ADMISSION=reject) refuses an event whose user has not
@@ -56,7 +57,17 @@ export async function runEventsCommand(args: string[]): Promise<number> {
           douyin,
         })
       : undefined;
-  const acceptor = new EventAcceptor({ redis, prefix: config.REDIS_PREFIX, db, admission });
+  // An import is acknowledged like POST /v1/events: with REDIS_WAIT_REPLICAS, once replicated.
+  const acceptor = new EventAcceptor({
+    redis,
+    prefix: redisKeyPrefix(config),
+    db,
+    admission,
+    waitReplicas:
+      config.REDIS_WAIT_REPLICAS > 0
+        ? { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS }
+        : undefined,
+  });
   const summary: {
     lines: number;
     accepted: number;

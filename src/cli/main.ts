@@ -15,6 +15,7 @@ const usage = `usage: npm run cli -- <command>
   balance --open-id U --service-id S --service-mode-id M [--test-env] [--cached]
   reconcile [--open-id X] [--since-sec N] [--json]
   charging pause [--reason TEXT] | resume | status
+  ledger prune [--dry-run] [--json] | partitions [--json]
   status
 `;
 
@@ -39,6 +40,9 @@ switch (group) {
     break;
   case 'charging':
     code = await (await import('./charging.js')).runChargingCommand(rest);
+    break;
+  case 'ledger':
+    code = await (await import('./ledger.js')).runLedgerCommand(rest);
     break;
   case 'status':
     code = await (await import('./status.js')).runStatusCommand(rest);

@@ -14,9 +14,9 @@ export async function runStatusCommand(args: string[]): Promise<number> {
   }
   const config = cliConfig(['database']);
   if (!config) return 2;
-  return withLedger(config, async ({ db, redis }) => {
+  return withLedger(config, async ({ db, redis, prefix }) => {
     const [status, rejectedEvents] = await Promise.all([
-      getMeterStatus({ db, redis, prefix: config.REDIS_PREFIX }),
+      getMeterStatus({ db, redis, prefix }),
       rejectedEventSummary(db, REJECTED_SHOWN),
     ]);
     process.stdout.write(`${JSON.stringify({ ...status, rejectedEvents }, null, 2)}\n`);

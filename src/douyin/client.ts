@@ -4,10 +4,12 @@
 // refreshed and the call retried (at most twice: see call()); nothing else is
 // retried here (retry policy belongs to the caller, who knows whether the call is
 // idempotent).
-import type { Redis } from 'ioredis';
+
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
+import type { RedisClient } from '../queue/redis-connection.js';
+import { redisKeyPrefix } from '../queue/redis-prefix.js';
 import { callDeadline } from './deadline.js';
 import { type EnvelopeResult, type Interpreted, interpretAnswer } from './envelope.js';
 import {
@@ -61,7 +63,7 @@ export interface DouyinClientOptions {
   clientKey: string;
   clientSecret: string;
   /** The shared token cache. */
-  redis: Redis;
+  redis: RedisClient;
   /** Default 'usage-meter'. Keys: `<prefix>:douyin:token:<clientKey>` and `<prefix>:douyin:token-lock:<clientKey>`. */
   redisPrefix?: string;
   /** Deadline of a whole method call (token, request, body, the one token retry), ms. Default 10000. */
@@ -371,7 +373,7 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 /** A client from the DOUYIN_* configuration (src/config.ts). Throws if the key or secret is missing. */
 export function createDouyinClientFromConfig(
   config: Config,
-  redis: Redis,
+  redis: RedisClient,
   {
     limiter: givenLimiter,
     onRateLimitSlot,
@@ -391,7 +393,7 @@ export function createDouyinClientFromConfig(
     clientKey: config.DOUYIN_CLIENT_KEY,
     clientSecret: config.DOUYIN_CLIENT_SECRET,
     redis,
-    redisPrefix: config.REDIS_PREFIX,
+    redisPrefix: redisKeyPrefix(config),
     timeoutMs: config.DOUYIN_TIMEOUT_MS,
     connectTimeoutMs: config.DOUYIN_CONNECT_TIMEOUT_MS,
     tokenRefreshMarginSec: config.DOUYIN_TOKEN_REFRESH_MARGIN_SEC,
@@ -411,10 +413,10 @@ export function createDouyinClientFromConfig(
  * slot here first, then one of the limiter every call takes, so reads together
  * stay within DOUYIN_READ_QPS_SHARE of DOUYIN_QPS.
  */
-export function douyinReadLimiter(config: Config, redis: Redis): RateLimiter {
+export function douyinReadLimiter(config: Config, redis: RedisClient): RateLimiter {
   return new RateLimiter({
     redis,
-    key: `${config.REDIS_PREFIX}:douyin:ratelimit:reads`,
+    key: `${redisKeyPrefix(config)}:douyin:ratelimit:reads`,
     qps: Math.max(1, Math.floor(config.DOUYIN_QPS * config.DOUYIN_READ_QPS_SHARE)),
     // Reads have short deadlines (a balance waits 3 s): booking a slot further out
     // than this would waste it when the caller gives up; beyond it they wait unbooked.
@@ -422,15 +424,15 @@ export function douyinReadLimiter(config: Config, redis: Redis): RateLimiter {
   });
 }
 
-/** The deployment-wide limiter on Douyin calls, shared in Redis under REDIS_PREFIX. */
+/** The deployment-wide limiter on Douyin calls, shared in Redis under the meter's key prefix (redisKeyPrefix). */
 export function douyinRateLimiter(
   config: Config,
-  redis: Redis,
+  redis: RedisClient,
   onAcquire?: (slot: Slot) => void,
 ): RateLimiter {
   return new RateLimiter({
     redis,
-    key: `${config.REDIS_PREFIX}:douyin:ratelimit`,
+    key: `${redisKeyPrefix(config)}:douyin:ratelimit`,
     qps: config.DOUYIN_QPS,
     onAcquire,
   });

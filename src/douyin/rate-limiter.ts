@@ -10,7 +10,7 @@
 // within the platform's limit. A "too frequent"
 // answer pushes every future slot back, slowing the whole deployment down.
 import { setTimeout } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis-connection.js';
 
 const reserveScript = `
 local t = redis.call('TIME')
@@ -35,7 +35,7 @@ return 1
 `;
 
 export interface RateLimiterOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Redis key holding the next free slot (theoretical arrival time). */
   key: string;
   /** Calls per second for the whole deployment. */

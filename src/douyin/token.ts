@@ -8,13 +8,13 @@
 
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisClient } from '../queue/redis-connection.js';
 import { DouyinError } from './errors.js';
 import type { FetchedToken } from './token-endpoint.js';
 
 export interface TokenProviderOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Redis key of the cached token, e.g. `usage-meter:douyin:token:<client_key>`. */
   cacheKey: string;
   /** Redis key of the refresh lock, e.g. `usage-meter:douyin:token-lock:<client_key>`. */

@@ -1,15 +1,17 @@
 // Accepts raw events from the HTTP API and the NDJSON import: validates each,
 // reports duplicates it can see (within the call, and already in the ledger when a
-// database is given), enqueues the rest and resolves once Redis has them. The
+// database is given), enqueues the rest and resolves once Redis has them (and,
+// with waitReplicas, as many of its replicas: src/queue/replication.ts). The
 // ledger stays the final judge: an event that races a copy of itself through two
 // calls is reported accepted twice but recorded and charged once.
-import type { Redis } from 'ioredis';
 import type { Admission } from '../balances/admission.js';
 import { type UsageEvent, validateEvents } from '../events/schema.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { existingEventIds } from '../ledger/events.js';
 import { eventsTotal } from '../metrics.js';
 import { createQueues, type EventSource, enqueueEvents, type MeterQueues } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
+import { type WaitReplicas, writeReplicated } from '../queue/replication.js';
 import { withTimeout } from '../timeout.js';
 
 export interface AcceptResult {
@@ -21,8 +23,9 @@ export interface AcceptResult {
 }
 
 export interface EventAcceptorOptions {
-  redis: Redis;
-  /** Redis key prefix of the deployment (REDIS_PREFIX). */
+  /** The connection the events are written on (and WAITed on, with waitReplicas). */
+  redis: RedisClient;
+  /** Redis key prefix of the deployment (redisKeyPrefix: REDIS_PREFIX, in a hash tag on a cluster). */
   prefix: string;
   /** With a database, events already in the ledger are reported as duplicates. */
   db?: PrismaClient;
@@ -34,6 +37,12 @@ export interface EventAcceptorOptions {
   lookupTimeoutMs?: number;
   /** Admission control: events whose user has not the uses are refused, not enqueued. */
   admission?: Admission;
+  /**
+   * REDIS_WAIT_REPLICAS: accept() resolves only once this many replicas have the
+   * events, else rejects with NotReplicatedError (the events may be stored: a
+   * retry with the same eventIds is charged once).
+   */
+  waitReplicas?: WaitReplicas;
 }
 
 export class EventAcceptor {
@@ -84,7 +93,10 @@ export class EventAcceptor {
         accepted.push(event);
       }
     }
-    await enqueueEvents(this.queues.events, accepted, source);
+    if (accepted.length > 0)
+      await writeReplicated(this.o.redis, this.o.prefix, this.o.waitReplicas, () =>
+        enqueueEvents(this.queues.events, accepted, source),
+      );
     const count = (s: AcceptResult['status']) => results.filter((r) => r.status === s).length;
     eventsTotal.inc({ result: 'accepted', source }, accepted.length);
     eventsTotal.inc({ result: 'duplicate', source }, count('duplicate'));

@@ -9,9 +9,6 @@ import { Prisma } from '../generated/prisma/client.js';
 import type { Sql } from './db.js';
 import { DURABLE_COMMIT } from './durable.js';
 
-/** The advisory lock of the ledger's one event writer at a time. */
-const EVENT_WRITER_LOCK = 726_001;
-
 export interface EventRow {
   eventId: string;
   keyId: number;
@@ -22,36 +19,26 @@ export interface EventRow {
 }
 
 /**
- * Inserts events, skipping eventIds already in the ledger, in one durable statement
- * that holds the event-writer lock: rows get their seq in the order given, and the
- * horizon moves up to the highest. The lock is taken (a materialized CTE that the
- * insert's rows come through) before the first row draws its seq, and held only
- * for this one statement, so no write waits on another's round trips. Serial
- * writes are what PostgreSQL does fastest on one table anyway (one insert a job),
- * and they let a batch take a range of seq without reading, locking or updating
- * the events. Returns the key id of each inserted row.
+ * Inserts events, skipping eventIds already in the ledger (in any partition, and
+ * repeats within `rows`), in one durable statement. The SQL function
+ * insert_usage_events (migration 20261201000000_partitioned_ledger) takes the
+ * event-writer lock before its insert takes its snapshot, so the eventId check sees
+ * every event committed before; rows get their seq in the order given, and the
+ * horizon moves up to the highest. The lock is held only for this one statement,
+ * so no write waits on another's round trips. Serial writes are what PostgreSQL
+ * does fastest on one table anyway (one insert a job), and they let a batch take a
+ * range of seq without reading, locking or updating the events. Returns the key id
+ * of each inserted row.
  */
 export async function insertEvents(db: Sql, rows: EventRow[]): Promise<number[]> {
   if (rows.length === 0) return [];
   const inserted = await db.$queryRaw<{ key_id: number }[]>`
-    WITH durable AS (${DURABLE_COMMIT}),
-    writer AS MATERIALIZED (SELECT pg_advisory_xact_lock(${EVENT_WRITER_LOCK}) IS NULL AS locked),
-    ins AS (
-      INSERT INTO usage_event (event_id, key_id, count, occurred_at, enqueued_at, attributes)
-      SELECT event_id, key_id, count, occurred_at, enqueued_at, attributes FROM writer, unnest(
-        ${rows.map((r) => r.eventId)}::text[], ${rows.map((r) => r.keyId)}::int[],
-        ${rows.map((r) => r.count)}::int[], ${rows.map((r) => r.occurredAt)}::timestamptz[],
-        ${rows.map((r) => r.enqueuedAt)}::timestamptz[], ${rows.map((r) => r.attributes)}::jsonb[])
-        WITH ORDINALITY AS i(event_id, key_id, count, occurred_at, enqueued_at, attributes, ord)
-      ORDER BY ord
-      ON CONFLICT (event_id) DO NOTHING
-      RETURNING seq, key_id
-    ), horizon AS (
-      -- An upsert: were the row ever missing, batches would silently stop forming.
-      INSERT INTO ingest_horizon (id, max_seq) SELECT 1, max(seq) FROM ins HAVING count(*) > 0
-      ON CONFLICT (id) DO UPDATE SET max_seq = GREATEST(ingest_horizon.max_seq, EXCLUDED.max_seq)
-    )
-    SELECT key_id FROM ins, (SELECT count(*) FROM durable) d`;
+    WITH durable AS (${DURABLE_COMMIT})
+    SELECT inserted_key_id AS key_id FROM insert_usage_events(
+      ${rows.map((r) => r.eventId)}::text[], ${rows.map((r) => r.keyId)}::int[],
+      ${rows.map((r) => r.count)}::int[], ${rows.map((r) => r.occurredAt)}::timestamptz[],
+      ${rows.map((r) => r.enqueuedAt)}::timestamptz[], ${rows.map((r) => r.attributes)}::jsonb[]),
+      (SELECT count(*) FROM durable) d`;
   return inserted.map((r) => r.key_id);
 }
 

@@ -50,6 +50,8 @@ export async function chargedUsesSince(db: Sql, keyId: number, since: Date): Pro
   return rows[0]!.uses;
 }
 
+const DAY_MS = 86_400_000;
+
 export interface UsageBucket {
   /** The bucket's start (UTC). */
   start: Date;
@@ -64,7 +66,15 @@ export interface UsageBucket {
   waiting: number;
 }
 
-/** The keys' uses per hour or day (UTC) of arrival, by what became of them, oldest first. */
+/**
+ * The keys' uses per hour or day (UTC) of arrival, by what became of them, oldest
+ * first. Days whose events the retention dropped (before ledger_retention's
+ * events_since) come from their totals in usage_daily, per day only: a day is
+ * read from one of the two, never both (src/ledger/prune.ts). Only the rows the
+ * retention wrote (statuses known) are read: a rolled-up row of a key with calls but
+ * no events that day has none, and was never a bucket. Days are whole UTC days:
+ * `from` and `to` are widened to them.
+ */
 export async function usageBuckets(
   db: Sql,
   keyIds: number[],
@@ -73,7 +83,17 @@ export async function usageBuckets(
   granularity: 'hour' | 'day',
 ): Promise<UsageBucket[]> {
   if (keyIds.length === 0) return [];
+  // Whole UTC days, from the events or from usage_daily alike: a day reads the same
+  // before and after the retention drops its events.
+  const [lo, hi] =
+    granularity === 'day'
+      ? [
+          new Date(Math.floor(from.getTime() / DAY_MS) * DAY_MS),
+          new Date(Math.ceil(to.getTime() / DAY_MS) * DAY_MS),
+        ]
+      : [from, to];
   return db.$queryRaw<UsageBucket[]>`
+    WITH r AS (SELECT events_since AS since FROM ledger_retention WHERE id = 1)
     SELECT date_trunc(${granularity}, e.received_at, 'UTC') AS start, e.key_id AS "keyId",
            sum(e.count)::int AS accepted,
            coalesce(sum(e.count) FILTER (WHERE e.status = 'charged'), 0)::int AS charged,
@@ -82,8 +102,18 @@ export async function usageBuckets(
            coalesce(sum(e.count) FILTER (WHERE e.status = 'dead'), 0)::int AS dead,
            coalesce(sum(e.count) FILTER (WHERE e.status IN ('pending', 'batched')), 0)::int AS waiting
     FROM usage_event_status e
-    WHERE e.key_id = ANY(${keyIds}::int[]) AND e.received_at >= ${from} AND e.received_at < ${to}
-    GROUP BY 1, 2 ORDER BY 1, 2`;
+    WHERE e.key_id = ANY(${keyIds}::int[]) AND e.received_at >= ${lo} AND e.received_at < ${hi}
+      AND e.received_at >= coalesce((SELECT since FROM r), '-infinity')
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT (d.day::timestamp AT TIME ZONE 'UTC') AS start, d.key_id AS "keyId", d.accepted, d.charged,
+           d.overage, d.insufficient, d.dead, 0 AS waiting
+    FROM usage_daily d
+    WHERE ${granularity}::text = 'day' AND d.key_id = ANY(${keyIds}::int[]) AND d.charged IS NOT NULL
+      AND (d.day::timestamp AT TIME ZONE 'UTC') >= ${lo}
+      AND (d.day::timestamp AT TIME ZONE 'UTC') < ${hi}
+      AND (d.day::timestamp AT TIME ZONE 'UTC') < coalesce((SELECT since FROM r), '-infinity')
+    ORDER BY 1, 2`;
 }
 
 /** Age in seconds of the oldest event not yet in a batch, null when none is pending. */

@@ -1,7 +1,7 @@
 // The operators' search (GET /api/search): one value looked up exactly as every
 // identifier it could be: a batch's id or out_trade_no, an event's eventId, the
 // logid Douyin gave an attempt, a user's open_id. Each statement is an index probe
-// (charge_batch_pkey, charge_batch_out_trade_no_key, usage_event_event_id_key,
+// (charge_batch_pkey, charge_batch_out_trade_no_key, usage_event_event_id_idx (each partition's),
 // call_attempt_logid_idx, meter_key_identity_key), so a search costs the same
 // however large the ledger; nothing is matched by prefix or pattern.
 import { Prisma } from '../generated/prisma/client.js';

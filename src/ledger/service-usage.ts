@@ -24,8 +24,8 @@
 import { Prisma } from '../generated/prisma/client.js';
 import type { Sql } from './db.js';
 
-/** The windows and their length in minutes. */
-export const USAGE_WINDOWS = { hour: 60, day: 1440 } as const;
+/** The windows and their length in minutes (the month's days: src/ledger/service-usage-month.ts). */
+export const USAGE_WINDOWS = { hour: 60, day: 1440, month: 30 * 1440 } as const;
 export type UsageWindow = keyof typeof USAGE_WINDOWS;
 
 export interface ServiceUsagePoint {

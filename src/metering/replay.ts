@@ -7,7 +7,7 @@
 // the new deadline never reaches past that point. Partial policy: only parents
 // replay; a parent's dead derived batch is reopened with it and sent first, under
 // its own out_trade_no, so the uses deducted for a parent never exceed its count.
-import type { Redis } from 'ioredis';
+
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Sql } from '../ledger/db.js';
 import {
@@ -17,12 +17,13 @@ import {
   reopenBatch,
 } from '../ledger/operator-batches.js';
 import { scheduleChargeNow } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 import { actOnBatches } from './batch-actions.js';
 import { lastSafeSend, WINDOW_SAFE_FRACTION } from './decide.js';
 
 export interface ReplayDeps {
   db: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   /** New retry deadline, seconds from now. Default 86400. */
   deadlineSec?: number;

@@ -7,7 +7,7 @@
 // Partial policy: a dead derived batch is resolved first, on its own (charged makes
 // its parent partial; uncharged voids it), then its parent if still dead. A batch
 // Douyin answered success for is never resolved as uncharged.
-import type { Redis } from 'ioredis';
+
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { settlePartialParent } from '../ledger/batches.js';
 import type { Sql } from '../ledger/db.js';
@@ -20,6 +20,7 @@ import {
   resolveDerivedAsUncharged,
 } from '../ledger/operator-batches.js';
 import { scheduleChargeNow } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 import { actOnBatches } from './batch-actions.js';
 import { newOutTradeNo } from './out-trade-no.js';
 
@@ -27,7 +28,7 @@ export type Resolution = 'charged' | 'uncharged';
 
 export interface ResolveDeps {
   db: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   /** Retry deadline of the batch that charges an uncharged one's events again. Default 86400. */
   deadlineSec?: number;

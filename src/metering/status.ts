@@ -1,11 +1,11 @@
 // The meter's state at a glance: `npm run cli -- status`, /api/status, /metrics.
 
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { eventsByStatus, oldestPendingEventAgeSec } from '../ledger/reports.js';
 import { type ChargingState, chargingState } from '../queue/charging-pause.js';
 import { createQueues, type EventsJobData, oldestEventsJobAgeSec } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 
 export interface MeterStatus {
   events: Record<string, number>;
@@ -23,7 +23,7 @@ export interface MeterStatus {
 
 export async function getMeterStatus(deps: {
   db: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
 }): Promise<MeterStatus> {
   const { db } = deps;
@@ -69,7 +69,7 @@ export async function getMeterStatus(deps: {
 export async function oldestUnchargedEventAgeSec(
   db: PrismaClient,
   events: Queue<EventsJobData>,
-  redis: Redis,
+  redis: RedisClient,
 ): Promise<number | null> {
   const ages = (
     await Promise.all([oldestPendingEventAgeSec(db), oldestEventsJobAgeSec(events, redis)])

@@ -3,15 +3,15 @@
 // job that ended before late events arrived) and schedules their charge job.
 // One process per interval does the work (a Redis lock).
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Sql } from '../ledger/db.js';
 import { keysNeedingCharge } from '../ledger/keys.js';
 import { type ChargeJobData, scheduleCharge } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 
 export interface SweeperOptions {
   db: Sql;
-  redis: Redis;
+  redis: RedisClient;
   lockKey: string;
   chargeQueue: Queue<ChargeJobData>;
   intervalMs: number;

@@ -3,7 +3,6 @@
 // Many such processes may run at once.
 import { hostname } from 'node:os';
 import { type Job, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PurchaseListReader } from '../balances/balance.js';
 import { Reconciler } from '../balances/reconciler.js';
@@ -21,10 +20,13 @@ import {
   type EventsJobData,
   scheduleCharge,
 } from '../queue/queues.js';
+import { createRedis, type RedisClient } from '../queue/redis-connection.js';
+import { redisKeyPrefix } from '../queue/redis-prefix.js';
 import { meterBackoff } from './backoff.js';
 import { Charger } from './charger.js';
 import { RetryableChargeError } from './errors.js';
 import type { MeterDouyinApi } from './interfaces.js';
+import { startLedgerMaintenance } from './ledger-maintenance.js';
 import { EventRecorder } from './record-events.js';
 import { Sweeper } from './sweeper.js';
 
@@ -53,12 +55,13 @@ export async function startMeterWorker({
   api: givenApi,
 }: MeterWorkerDeps): Promise<MeterWorker> {
   const workerId = `${hostname()}:${process.pid}`;
-  const prefix = config.REDIS_PREFIX;
-  const redisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true };
-  // ioredis reconnects by itself after a Redis restart; errors meanwhile are logged, not fatal.
-  const connections: Redis[] = [];
+  // In a hash tag on a cluster: all the meter's keys in one slot (redis-prefix.ts).
+  const prefix = redisKeyPrefix(config);
+  // ioredis reconnects by itself after a Redis restart or failover; errors meanwhile are logged, not fatal.
+  const connections: RedisClient[] = [];
   const connect = () => {
-    const c = new Redis(config.REDIS_URL, redisOptions);
+    // Commands wait for the connection instead of failing: BullMQ workers require it.
+    const c = createRedis(config, { maxRetriesPerRequest: null });
     connections.push(c);
     c.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
     return c;
@@ -146,6 +149,17 @@ export async function startMeterWorker({
     concurrency: config.NOTIFY_CONCURRENCY,
     lockDurationMs: lockDuration,
     backoffStrategy: meterBackoff({ baseMs: config.METER_RETRY_BASE_MS, maxMs: config.METER_RETRY_MAX_MS }),
+  });
+
+  // Partitions ahead and the retention, daily, by one worker at a time. It shares the
+  // process's connection (its Worker adds the one it blocks on).
+  const maintenance = await startLedgerMaintenance({
+    connection: () => redis,
+    prefix,
+    databaseUrl: config.DATABASE_URL!,
+    retentionDays: config.METER_RETENTION_DAYS,
+    workerId,
+    logger,
   });
 
   const common = {
@@ -238,6 +252,7 @@ export async function startMeterWorker({
       await reconciler?.stop();
       await Promise.all([eventsWorker.close(), chargeWorker.close()]);
       await notifier.close();
+      await maintenance.close();
       await queues.close();
       if (!givenApi) await (api as { close?: () => Promise<void> }).close?.();
       await Promise.all([db.$disconnect(), ingestDb.$disconnect()]);

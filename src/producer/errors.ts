@@ -35,3 +35,24 @@ export class InsufficientUsesError extends Error {
     );
   }
 }
+
+/**
+ * The events reached the Redis primary, but fewer replicas than asked for
+ * (REDIS_WAIT_REPLICAS, or the producer's `waitReplicas`) confirmed them in time, or
+ * the connection changed between the write and the check: a failover could still
+ * lose them. Send them again (same eventIds): they are charged once however often
+ * they are sent.
+ */
+export class NotReplicatedError extends Error {
+  override name = 'NotReplicatedError';
+  constructor(
+    readonly wanted: number,
+    readonly confirmed: number,
+    reason?: string,
+  ) {
+    super(
+      reason ??
+        `the events were written to Redis but confirmed by ${confirmed} of ${wanted} replica(s) in time; send them again (same eventIds)`,
+    );
+  }
+}

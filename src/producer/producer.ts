@@ -1,21 +1,41 @@
 // The producer SDK: app services record usage events; the promise resolves once
-// the events are durable in Redis (BullMQ). Events are buffered for up to
+// the events are durable in Redis (BullMQ), and with `waitReplicas` once that many
+// replicas have them too (src/queue/replication.ts). Events are buffered for up to
 // `lingerMs` or `maxBufferEvents` so that many travel in one job. With admission
 // control, they travel through the meter's server instead, which admits them.
 import type { ConnectionOptions } from 'bullmq';
 import { type UsageEvent, type UsageEventInput, validateEvents } from '../events/schema.js';
 import { eventsTotal } from '../metrics.js';
 import { createQueues, EVENTS_PER_JOB, enqueueEvents, type MeterQueues } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
+import { hashTagged } from '../queue/redis-prefix.js';
+import { type WaitReplicas, writeReplicated } from '../queue/replication.js';
 import { InsufficientUsesError, InvalidEventsError, ProducerClosedError } from './errors.js';
 
 /** At most this many events per request to the server (its own limit). */
 const MAX_EVENTS_PER_REQUEST = 1_000;
 
 export interface ProducerOptions {
-  /** ioredis instance or connection options for the Redis that BullMQ uses. */
+  /**
+   * ioredis instance (a Redis, including one through Sentinel, or a Cluster) or
+   * connection options for the Redis that BullMQ uses.
+   */
   connection: ConnectionOptions;
-  /** Redis key prefix of the deployment. Default 'usage-meter' (REDIS_PREFIX). */
+  /**
+   * Redis key prefix of the deployment. Default 'usage-meter' (REDIS_PREFIX). With a
+   * Cluster connection it is put in a hash tag (`{usage-meter}`), as the meter does.
+   */
   prefix?: string;
+  /**
+   * Resolve a call only once this many Redis replicas have its events (WAIT on the
+   * connection after the write), else reject with NotReplicatedError: a failover then
+   * cannot lose an acknowledged event. Default 0 (the primary's answer is enough).
+   * WAIT holds the connection while it waits: give the producer one of its own.
+   * With `admission`, the server's REDIS_WAIT_REPLICAS applies instead.
+   */
+  waitReplicas?: number;
+  /** How long to wait for those replicas, ms. Default 1000. */
+  waitTimeoutMs?: number;
   /** Send when this many events are buffered. Default EVENTS_PER_JOB (1000). */
   maxBufferEvents?: number;
   /** Send buffered events at the latest this long after the first one. Default 5 ms; 0 sends at once. */
@@ -49,7 +69,23 @@ interface Pending {
 export function createProducer(options: ProducerOptions): Producer {
   const maxBuffer = options.maxBufferEvents ?? EVENTS_PER_JOB;
   const lingerMs = options.lingerMs ?? 5;
-  const queues: MeterQueues = createQueues(options.connection, options.prefix ?? 'usage-meter');
+  const cluster = (options.connection as { isCluster?: unknown }).isCluster === true;
+  const prefix = cluster ? hashTagged(options.prefix ?? 'usage-meter') : (options.prefix ?? 'usage-meter');
+  const queues: MeterQueues = createQueues(options.connection, prefix);
+  // Reconnects (a restart, a failover) are ioredis's job, and a failed enqueue rejects
+  // record() itself: BullMQ need not print every connection error meanwhile.
+  queues.events.on('error', () => {});
+  queues.charge.on('error', () => {});
+  const wait: WaitReplicas | undefined =
+    (options.waitReplicas ?? 0) > 0
+      ? { replicas: options.waitReplicas!, timeoutMs: options.waitTimeoutMs ?? 1_000 }
+      : undefined;
+  // The events' write, and with `wait` the WAIT on the connection BullMQ wrote them on.
+  const enqueue = async (events: UsageEvent[]) => {
+    if (!wait) return enqueueEvents(queues.events, events, 'sdk');
+    const client = (await queues.events.getBackend().client) as unknown as RedisClient;
+    return writeReplicated(client, prefix, wait, () => enqueueEvents(queues.events, events, 'sdk'));
+  };
   let buffer: Pending = { events: [], waiters: [] };
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -67,7 +103,7 @@ export function createProducer(options: ProducerOptions): Producer {
       void p.finally(() => inFlight.delete(p));
       return;
     }
-    const p = enqueueEvents(queues.events, batch.events, 'sdk').then(
+    const p = enqueue(batch.events).then(
       () => {
         eventsTotal.inc({ result: 'accepted', source: 'sdk' }, batch.events.length);
         for (const w of batch.waiters) w.resolve();

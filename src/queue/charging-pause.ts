@@ -6,10 +6,10 @@
 // Ingestion goes on: events are written to the ledger and wait. Who paused, when
 // and why is kept beside the flag for the dashboard and the CLI.
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { chargingPaused } from '../metrics.js';
 import type { ChargeJobData } from './queues.js';
+import type { RedisClient } from './redis-connection.js';
 
 export interface ChargingState {
   paused: boolean;
@@ -23,7 +23,7 @@ const infoKey = (prefix: string) => `${prefix}:charging-pause`;
 
 export async function pauseCharging(
   queue: Queue<ChargeJobData>,
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   who: { by: string; reason?: string },
 ): Promise<ChargingState> {
@@ -37,7 +37,7 @@ export async function pauseCharging(
 /** Resumes; says since when it was paused (when known), so open batches' deadlines can move by as much. */
 export async function resumeCharging(
   queue: Queue<ChargeJobData>,
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
 ): Promise<{ state: ChargingState; pausedAt?: Date }> {
   const at = await redis.hget(infoKey(prefix), 'at');
@@ -57,7 +57,7 @@ export const pauseReason = z
 
 export async function chargingState(
   queue: Queue<ChargeJobData>,
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
 ): Promise<ChargingState> {
   const [paused, info] = await Promise.all([queue.isPaused(), redis.hgetall(infoKey(prefix))]);

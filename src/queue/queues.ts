@@ -6,8 +6,8 @@
 //   key's batch from whatever is pending when it runs (so the batch keeps filling
 //   while the job waits for the rate limiter) and makes the Douyin call.
 import { type ConnectionOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { UsageEvent } from '../events/schema.js';
+import type { RedisClient } from './redis-connection.js';
 
 export const EVENTS_QUEUE = 'events';
 export const CHARGE_QUEUE = 'charge';
@@ -73,7 +73,7 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Met
  */
 export async function oldestEventsJobAgeSec(
   events: Queue<EventsJobData>,
-  redis: Redis,
+  redis: RedisClient,
 ): Promise<number | null> {
   const ids = await events.getRanges(['waiting', 'prioritized', 'active', 'delayed'], 0, 0, true);
   if (ids.length === 0) return null;
@@ -118,7 +118,11 @@ export async function scheduleCharge(
  * Schedules these keys' charge jobs now, from a process that has no queues of its
  * own open (an operator's replay or resolve, from the CLI or the server).
  */
-export async function scheduleChargeNow(redis: Redis, prefix: string, keyIds: Set<number>): Promise<void> {
+export async function scheduleChargeNow(
+  redis: RedisClient,
+  prefix: string,
+  keyIds: Set<number>,
+): Promise<void> {
   if (keyIds.size === 0) return;
   const queues = createQueues(redis, prefix);
   try {

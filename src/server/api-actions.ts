@@ -2,11 +2,11 @@
 // tools. Each writes an operator_audit row with the signed-in operator as actor and
 // a log line naming them. Cross-origin requests never get here (origin.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Prisma, PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { replayBatches } from '../metering/replay.js';
 import { resolveBatches } from '../metering/resolve.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 import {
   douyinCallTimeoutMs,
   douyinFailure,
@@ -28,7 +28,7 @@ import {
 
 export interface ActionDeps {
   db: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   douyin?: OperatorDouyinApi;
   logger: Logger;

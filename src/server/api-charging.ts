@@ -4,7 +4,6 @@
 // requests never get here (origin.ts).
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { extendOpenBatchDeadlines } from '../ledger/operator-batches.js';
@@ -13,12 +12,13 @@ import { WINDOW_SAFE_FRACTION } from '../metering/decide.js';
 import { DEFAULT_IDEMPOTENCY_WINDOW_SEC } from '../metering/replay.js';
 import { chargingState, pauseCharging, pauseReason, resumeCharging } from '../queue/charging-pause.js';
 import type { ChargeJobData } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 import { parseOr400 } from './errors.js';
 import { emptyBody } from './params.js';
 
 export interface ChargingDeps {
   db: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   charge: Queue<ChargeJobData>;
   logger: Logger;

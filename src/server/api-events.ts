@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AcceptResult, EventAcceptor } from '../events/accept-events.js';
 import type { Logger } from '../logger.js';
+import { NotReplicatedError } from '../producer/errors.js';
 import { withTimeout } from '../timeout.js';
 import type { ApiKeys } from './auth.js';
 import { HttpError } from './errors.js';
@@ -41,6 +42,8 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps): vo
     try {
       return await d.acceptor.accept(events, 'http');
     } catch (err) {
+      // Stored but not confirmed by the replicas: asking again without the lookup would not help.
+      if (err instanceof NotReplicatedError) throw err;
       // Nothing was enqueued when the ledger lookup failed; Redis alone decides now
       // (the ledger still drops a duplicate later, it just is reported as accepted).
       d.logger.warn({ err: (err as Error).message }, 'ingest with ledger lookup failed; retrying without it');
@@ -73,6 +76,14 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps): vo
       try {
         results = await withTimeout(ingest(events), timeoutMs, 'enqueueing the events');
       } catch (err) {
+        if (err instanceof NotReplicatedError) {
+          d.logger.warn({ err: err.message }, 'events not confirmed by the Redis replicas');
+          // The message says to send them again; the ledger drops what was stored twice.
+          throw new HttpError(503, 'not_replicated', err.message, {
+            replicasWanted: err.wanted,
+            replicasConfirmed: err.confirmed,
+          });
+        }
         d.logger.error({ err: (err as Error).message }, 'ingest failed');
         throw new HttpError(
           503,

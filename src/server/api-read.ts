@@ -1,7 +1,6 @@
 // The dashboard's read-only operator API: status, batches, time series, Douyin health.
 
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { TokenStatus } from '../douyin/token.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import {
@@ -14,6 +13,7 @@ import {
 import { eventsInRange } from '../ledger/events.js';
 import { type MinutePoint, timeseries } from '../ledger/reports.js';
 import { getMeterStatus, type MeterStatus } from '../metering/status.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 import { TtlCache } from './cache.js';
 import type { OperatorDouyinApi } from './douyin-api.js';
 import { HttpError, parseOr400 } from './errors.js';
@@ -22,7 +22,7 @@ import { attemptView, batchView, eventView } from './views.js';
 
 export interface ReadDeps {
   db: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   /** For the token's state in the health view. */
   douyin?: OperatorDouyinApi;

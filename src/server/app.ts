@@ -11,7 +11,6 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import type { Redis } from 'ioredis';
 import { Admission, type AdmissionOptions } from '../balances/admission.js';
 import { EventAcceptor } from '../events/accept-events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
@@ -19,6 +18,8 @@ import type { Logger } from '../logger.js';
 import { createNotifyQueue } from '../notify/queue.js';
 import { WebhookProcessor } from '../orders/process-webhook-messages.js';
 import { createQueues } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
+import type { WaitReplicas } from '../queue/replication.js';
 import { registerActionRoutes } from './api-actions.js';
 import { registerBalanceRoutes } from './api-balance.js';
 import { registerChargingRoutes } from './api-charging.js';
@@ -46,9 +47,19 @@ import { registerDouyinWebhook } from './webhook-douyin.js';
 export interface ServerDeps {
   db: PrismaClient;
   /** Shared by the queues, the acceptor and the checks; closed by the caller. */
-  redis: Redis;
-  /** REDIS_PREFIX. */
+  redis: RedisClient;
+  /** The meter's key prefix (redisKeyPrefix: REDIS_PREFIX, in a hash tag on a cluster). */
   prefix: string;
+  /**
+   * REDIS_WAIT_REPLICAS / REDIS_WAIT_TIMEOUT_MS: POST /v1/events answers 202 only
+   * once this many replicas have the events, else 503 not_replicated.
+   */
+  waitReplicas?: WaitReplicas;
+  /**
+   * The connection events are written and WAITed on (WAIT holds its connection while
+   * it waits: with waitReplicas give one apart from `redis`). Default `redis`.
+   */
+  ingestRedis?: RedisClient;
   /** Producers' keys (API_KEYS). */
   apiKeys: string[];
   /** Operators: user -> password (DASHBOARD_USERS). */
@@ -158,14 +169,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         douyin: deps.douyin,
       })
     : undefined;
+  const ingestRedis = deps.ingestRedis ?? deps.redis;
   const acceptor = new EventAcceptor({
-    redis: deps.redis,
+    redis: ingestRedis,
     prefix: deps.prefix,
     db: deps.db,
     lookupTimeoutMs: 1_000,
     admission,
+    waitReplicas: deps.waitReplicas,
   });
-  const fallbackAcceptor = new EventAcceptor({ redis: deps.redis, prefix: deps.prefix, admission });
+  const fallbackAcceptor = new EventAcceptor({
+    redis: ingestRedis,
+    prefix: deps.prefix,
+    admission,
+    waitReplicas: deps.waitReplicas,
+  });
   // Redeliveries from the dashboard are enqueued here; the workers send them.
   const notifyQueue = createNotifyQueue(deps.redis, deps.prefix);
   notifyQueue.on('error', () => {});

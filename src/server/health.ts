@@ -4,7 +4,6 @@
 // ledger or the queues, run at most once per interval, as one run shared by every
 // request that arrives meanwhile, over the pooled connections (none opened per probe).
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { readMigrations } from '../db/migrate.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { appliedMigrations, selectOne } from '../ledger/health.js';
@@ -13,13 +12,14 @@ import { oldestUnchargedEventAgeSec } from '../metering/status.js';
 import { oldestPendingEventAge, queueDepth, registry } from '../metrics.js';
 import { chargingState } from '../queue/charging-pause.js';
 import type { MeterQueues } from '../queue/queues.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 import { withTimeout } from '../timeout.js';
 import { SharedResult } from './cache.js';
 
 export interface HealthDeps {
   db: PrismaClient;
-  redis: Redis;
-  /** REDIS_PREFIX (where the pause's who and when are kept). */
+  redis: RedisClient;
+  /** The meter's key prefix, redisKeyPrefix (where the pause's who and when are kept). */
   prefix: string;
   queues: MeterQueues;
   logger: Logger;

@@ -181,7 +181,7 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: 'get',
     path: '/api/service-usage',
-    summary: 'Uses received and deducted per service mode, per bucket of the last hour or day',
+    summary: 'Uses received and deducted per service mode, per bucket of the last hour, day or 30 days',
     auth: 'operator',
     query: serviceUsageQuery,
   },

@@ -9,8 +9,9 @@
 //
 // Hand-written (two small Lua scripts) because @fastify/rate-limit counts every
 // request: it cannot count failures only, and an operator's dashboard polls.
-import type { Redis } from 'ioredis';
+
 import type { Logger } from '../logger.js';
+import type { RedisClient } from '../queue/redis-connection.js';
 
 // Refuses (returning the ms left) when the address is at the limit, else counts the
 // attempt (the window starts at the first) and returns 0. Plain commands only: Redis 5+.
@@ -31,8 +32,8 @@ if n > 0 then redis.call('DECR', KEYS[1]) end
 return 1`;
 
 export interface SignInThrottleOptions {
-  redis: Redis;
-  /** REDIS_PREFIX; keys are `<prefix>:signin-failures:<ip>`. */
+  redis: RedisClient;
+  /** The meter's key prefix (redisKeyPrefix); keys are `<prefix>:signin-failures:<ip>`. */
   prefix: string;
   /** Wrong passwords allowed per address per window. Default 10. */
   maxFailures?: number;

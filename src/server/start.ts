@@ -1,11 +1,12 @@
 // Starts the HTTP server from the configuration: the connections it needs, the
 // Douyin client, the dashboard build, then listen. Used by `npm start` and the demo.
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { createPrisma } from '../db/prisma.js';
 import type { Logger } from '../logger.js';
 import { douyinCallDuration, rateLimitWait } from '../metrics.js';
+import { createRedis } from '../queue/redis-connection.js';
+import { redisKeyPrefix } from '../queue/redis-prefix.js';
 import { buildServer } from './app.js';
 import { parseApiKeys, parseDashboardUsers } from './auth.js';
 import type { OperatorDouyinApi } from './douyin-api.js';
@@ -36,8 +37,16 @@ export async function startServer({
   await ensureWebBuilt(logger);
 
   // A few retries per command, not forever: a request must fail (503) while Redis is away.
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
+  const redis = createRedis(config, { maxRetriesPerRequest: 2 });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  // WAIT holds the connection it runs on: events get one of their own, so that the
+  // dashboard, the limiter and the health checks never queue behind it.
+  const waitReplicas =
+    config.REDIS_WAIT_REPLICAS > 0
+      ? { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS }
+      : undefined;
+  const ingestRedis = waitReplicas ? createRedis(config, { maxRetriesPerRequest: 2 }) : undefined;
+  ingestRedis?.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const db = createPrisma(config.DATABASE_URL!, { poolSize: config.DATABASE_POOL_SIZE });
   let douyin = givenDouyin;
   if (!douyin && config.DOUYIN_CLIENT_KEY && config.DOUYIN_CLIENT_SECRET) {
@@ -56,7 +65,9 @@ export async function startServer({
   const app = await buildServer({
     db,
     redis,
-    prefix: config.REDIS_PREFIX,
+    prefix: redisKeyPrefix(config),
+    waitReplicas,
+    ingestRedis,
     apiKeys,
     users,
     douyin,
@@ -87,6 +98,7 @@ export async function startServer({
       if (!givenDouyin) await douyin?.close?.();
       await db.$disconnect();
       redis.disconnect();
+      ingestRedis?.disconnect();
     },
   };
 }

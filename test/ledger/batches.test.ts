@@ -57,7 +57,7 @@ const pending = async (id: number) => {
   const p = await pendingOfKey(db, id);
   return { batchedSeq: k.batchedSeq, ...p };
 };
-const seqOf = async (eventId: string) => (await db.usageEvent.findUniqueOrThrow({ where: { eventId } })).seq;
+const seqOf = async (eventId: string) => (await db.usageEvent.findFirstOrThrow({ where: { eventId } })).seq;
 
 describe('forming and settling batches', () => {
   it('forms a batch with the exact count, caps it by events and count, and settles it', async () => {

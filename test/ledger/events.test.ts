@@ -44,7 +44,7 @@ describe('insertEvents', () => {
     expect(await insertEvents(db, [])).toEqual([]);
     expect(await existingEventIds(db, ['e1a', 'e3', 'nope'])).toEqual(new Set(['e1a', 'e3']));
     expect(await existingEventIds(db, [])).toEqual(new Set());
-    const row = await db.usageEvent.findUnique({ where: { eventId: 'e1a' } });
+    const row = await db.usageEvent.findFirst({ where: { eventId: 'e1a' } });
     expect(row?.attributes).toEqual({ plan: 'x' });
     expect(await db.usageEvent.count({ where: { keyId: k1 } })).toBe(3);
     // Exactly the inserted events are pending: 3 events, 1 + 5 + 2 uses.
@@ -62,7 +62,7 @@ describe('insertEvents', () => {
     await insertEvents(db, [ev('sa2', a, 3)]);
     expect(await horizon()).toBe(sb2);
     await insertEvents(db, [ev('sa2', a, 3), ev('sa3', a, 5)]);
-    const sa3 = (await db.usageEvent.findUniqueOrThrow({ where: { eventId: 'sa3' } })).seq;
+    const sa3 = (await db.usageEvent.findFirstOrThrow({ where: { eventId: 'sa3' } })).seq;
     expect(sa3 > sb2!).toBe(true);
     expect(await horizon()).toBe(sa3);
     expect(await pendingOfKey(db, a)).toEqual({ events: 3, uses: 9 });
@@ -73,7 +73,7 @@ describe('insertEvents', () => {
     const k = await keyId('seq-lost');
     await db.$executeRaw`DELETE FROM ingest_horizon`;
     await insertEvents(db, [ev('lost-1', k, 1)]);
-    const seq = (await db.usageEvent.findUniqueOrThrow({ where: { eventId: 'lost-1' } })).seq;
+    const seq = (await db.usageEvent.findFirstOrThrow({ where: { eventId: 'lost-1' } })).seq;
     expect(await horizon()).toBe(seq);
   });
 

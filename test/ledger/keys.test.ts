@@ -60,7 +60,7 @@ describe('keys', () => {
     await insertEvents(db, [ev('s1', k!), ev('s2', other!)]);
     expect(await needing()).not.toContain(k);
     // The key's pending event arrived two minutes ago.
-    await db.usageEvent.update({
+    await db.usageEvent.updateMany({
       where: { eventId: 's1' },
       data: { receivedAt: new Date(Date.now() - 120_000) },
     });
@@ -77,7 +77,7 @@ describe('keys', () => {
   it('finds a key whose events just passed the age at once, wherever the walk of all keys is', async () => {
     const [k] = [...(await upsertKeys(db, [key('u-recent')])).values()];
     await insertEvents(db, [ev('r1', k!)]);
-    await db.usageEvent.update({
+    await db.usageEvent.updateMany({
       where: { eventId: 'r1' },
       data: { receivedAt: new Date(Date.now() - 61_000) },
     });

@@ -53,7 +53,7 @@ const supersede = async (keyId: number, owner = 'fresh') => {
 
 const leaseRow = (keyId: number) => db.keyLease.findUniqueOrThrow({ where: { keyId } });
 const batchedSeq = async (id: number) => (await db.meterKey.findUniqueOrThrow({ where: { id } })).batchedSeq;
-const seqOf = async (eventId: string) => (await db.usageEvent.findUniqueOrThrow({ where: { eventId } })).seq;
+const seqOf = async (eventId: string) => (await db.usageEvent.findFirstOrThrow({ where: { eventId } })).seq;
 
 let tradeNos = 0;
 const params = (keyId: number, o: Partial<FormBatchParams> = {}): FormBatchParams => ({

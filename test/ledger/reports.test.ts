@@ -83,7 +83,7 @@ describe('reports', () => {
   it('ages the oldest pending event from the key that has waited longest', async () => {
     const [k] = [...(await upsertKeys(db, [key('aged')])).values()];
     const [old] = await addEvents(db, k!, [1]);
-    await db.usageEvent.update({
+    await db.usageEvent.updateMany({
       where: { eventId: old },
       data: { receivedAt: new Date(Date.now() - 90_000) },
     });

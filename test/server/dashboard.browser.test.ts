@@ -925,7 +925,7 @@ describe('dashboard in chromium', () => {
     await context.close();
   });
 
-  it('usage by service: a row per service mode with its uses; the toggle shows the day in 15-minute buckets', async () => {
+  it('usage by service: a row per service mode with its uses; the toggle shows the day in 15-minute buckets and the 30 days', async () => {
     for (const [serviceId, counts] of [
       ['web-svc-a', [2, 3]],
       ['web-svc-b', [4]],
@@ -953,6 +953,14 @@ describe('dashboard in chromium', () => {
     // The day's 96 buckets, one tooltip each.
     const svg = page.locator('[data-testid=service-usage-row][data-service-id="web-svc-b"] svg');
     expect(await svg.locator('rect').count()).toBe(96);
+
+    // The 30 days: a point per UTC day, today's uses from the events.
+    await page.getByTestId('service-usage-month').click();
+    await expect.poll(() => page.getByTestId('service-usage-caption').textContent()).toMatch(/^per day /);
+    expect(await page.getByTestId('service-usage-month').getAttribute('aria-pressed')).toBe('true');
+    expect(await received('web-svc-a')).toBe('5');
+    expect(await received('web-svc-b')).toBe('4');
+    expect(await svg.locator('rect').count()).toBe(30);
 
     await page.setViewportSize({ width: 375, height: 800 });
     await sleep(300);

@@ -66,7 +66,7 @@ describe('/metrics and /healthz', () => {
       { eventId: 'old-1', keyId: key.id, count: 1, occurredAt: null, enqueuedAt: null, attributes: null },
     ]);
     // It arrived a minute ago.
-    await s.db.usageEvent.update({
+    await s.db.usageEvent.updateMany({
       where: { eventId: 'old-1' },
       data: { receivedAt: new Date(Date.now() - 60_000) },
     });

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { createLogger } from '../../src/logger.js';
 import { createQueues, type MeterQueues } from '../../src/queue/queues.js';
+import type { RedisClient } from '../../src/queue/redis-connection.js';
 import { buildServer, type ServerDeps } from '../../src/server/app.js';
 import { createTestDatabase, redisUrl, uniquePrefix } from '../support/services.js';
 
@@ -23,7 +24,7 @@ export interface TestServer {
   url: string;
   app: FastifyInstance;
   db: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   databaseUrl: string;
   queues: MeterQueues;

@@ -1,7 +1,7 @@
 // GET /api/service-usage (src/server/api-service-usage.ts, SQL in
 // src/ledger/service-usage.ts): per service mode, uses received and deducted per
-// bucket over the last hour or day. Events are written through the ledger's insert
-// and given known received_at minutes; calls are written as the charger records
+// bucket over the last hour, day or 30 days (the days rolled up from usage_daily).
+// Events are written through the ledger's insert and given known received_at minutes; calls are written as the charger records
 // them, at known started_at minutes, so every number asserted is known.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upsertKeys } from '../../src/ledger/keys.js';
@@ -215,9 +215,54 @@ describe('GET /api/service-usage', () => {
     expect(Date.parse(none.to) - Date.parse(none.from)).toBe(1440 * MIN);
   });
 
+  it('the month: a point per UTC day, the rolled-up days from usage_daily, the others from the events', async () => {
+    const DAY = 1440 * MIN;
+    const today = Math.floor(now0 / DAY) * DAY;
+    const day = (ago: number) => new Date(today - ago * DAY);
+    const m1 = await keyOf('su-5', 'svc-m', 'm-1');
+    const m1Test = await keyOf('su-5', 'svc-m', 'm-1', true);
+    // Three days ago the events say 50 received and deducted; usage_daily, on purpose,
+    // says 7 and 3 (and 2 and 1 in test mode): the answer follows usage_daily.
+    await arrived(m1, [50], new Date(day(3).getTime() + 10 * 60 * MIN));
+    await charged(m1, 50, [{ outcome: 'success', at: new Date(day(3).getTime() + 11 * 60 * MIN) }]);
+    const dayOf = (d: Date) => d.toISOString().slice(0, 10);
+    await s.db.$executeRaw`INSERT INTO usage_daily (key_id, day, events, accepted, deducted) VALUES
+      (${m1}, ${dayOf(day(3))}::date, 1, 7, 3), (${m1Test}, ${dayOf(day(3))}::date, 1, 2, 1),
+      (${m1}, ${dayOf(day(30))}::date, 1, 1000, 1000)`;
+    await s.db.$executeRaw`UPDATE ledger_retention SET rolled_through = ${dayOf(day(2))}::date`;
+    // Yesterday (not rolled up yet) and today: from the events and calls.
+    await arrived(m1, [4], new Date(day(1).getTime() + 12 * 60 * MIN));
+    await charged(m1, 4, [{ outcome: 'success', at: new Date(day(1).getTime() + 13 * 60 * MIN) }]);
+    await arrived(m1, [6], new Date(now0));
+
+    const body = await get('?window=month&serviceId=svc-m');
+    expect(body).toMatchObject({ window: 'month', bucketMinutes: 1440 });
+    expect(body.from).toBe(day(29).toISOString());
+    expect(body.to).toBe(day(-1).toISOString());
+    expect(body.services.map(idOf)).toEqual(['svc-m/m-1', 'svc-m/m-1 test']);
+    const [live, test] = body.services as [Series, Series];
+    expect(live.points.map((p) => p.t)).toEqual(
+      Array.from({ length: 30 }, (_, i) => day(29 - i).toISOString()),
+    );
+    // 30 days ago is outside the window.
+    expect(nonZero(live)).toEqual({
+      [day(3).toISOString()]: [7, 3],
+      [day(1).toISOString()]: [4, 4],
+      [day(0).toISOString()]: [6, 0],
+    });
+    expect(live.totals).toEqual({ received: 17, deducted: 7 });
+    expect(nonZero(test)).toEqual({ [day(3).toISOString()]: [2, 1] });
+    // bucketMinutes=1440 is the month's default, and the same answer.
+    expect(await get('?window=month&bucketMinutes=1440&serviceId=svc-m')).toEqual(body);
+  });
+
   it('refuses a bad query with 400, and anyone not signed in with 401', async () => {
     for (const [query, message] of [
       ['?window=week', /window/],
+      ['?window=month&bucketMinutes=15', /bucketMinutes/],
+      ['?window=month&bucketMinutes=1', /bucketMinutes/],
+      ['?window=day&bucketMinutes=1440', /bucketMinutes/],
+      ['?bucketMinutes=1440', /bucketMinutes/],
       ['?window=day&bucketMinutes=7', /bucketMinutes/],
       ['?window=hour&bucketMinutes=', /bucketMinutes/],
       ['?serviceId=has%20space', /serviceId/],

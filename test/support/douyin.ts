@@ -1,15 +1,15 @@
 // A Douyin client talking to a running simulator with the simulator's own
 // credentials (the defaults unless given), its token cache under a unique prefix.
-import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../../src/db/prisma.js';
 import { DouyinMarketClient } from '../../src/douyin/index.js';
 import { formBatch, settleBatch } from '../../src/ledger/batches.js';
+import type { RedisClient } from '../../src/queue/redis-connection.js';
 import type { RunningSimulator } from '../../src/simulator/index.js';
 import { uniquePrefix } from './services.js';
 
 export function simulatorClient(
   sim: RunningSimulator,
-  redis: Redis,
+  redis: RedisClient,
   label: string,
   o: { clientKey?: string; clientSecret?: string; timeoutMs?: number } = {},
 ): DouyinMarketClient {

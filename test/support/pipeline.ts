@@ -1,11 +1,12 @@
 // A whole pipeline for tests: a fresh database, a unique Redis prefix, the
 // project's Douyin simulator, workers (in-process or as child processes that can
 // be SIGKILLed), a producer, and the exact-accounting checks every test ends with.
+// Redis is the shared test server, or whatever `redisEnv` names (a Sentinel set or
+// a cluster from src/devservices/).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { type Config, loadConfig } from '../../src/config.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
@@ -14,6 +15,8 @@ import type { UsageEventInput } from '../../src/events/schema.js';
 import { createLogger } from '../../src/logger.js';
 import { type MeterWorker, startMeterWorker } from '../../src/metering/worker.js';
 import { createProducer, type Producer } from '../../src/producer/producer.js';
+import { createRedis, type RedisClient } from '../../src/queue/redis-connection.js';
+import { redisKeyPrefix } from '../../src/queue/redis-prefix.js';
 import { type RunningSimulator, type SimulatorFaults, startSimulator } from '../../src/simulator/index.js';
 import { createTestDatabase, redisUrl as sharedRedisUrl, uniquePrefix } from './services.js';
 
@@ -24,6 +27,13 @@ export interface PipelineOptions {
   faults?: Partial<SimulatorFaults>;
   env?: Record<string, string>;
   redisUrl?: string;
+  /**
+   * The Redis variables to use instead of REDIS_URL: REDIS_SENTINELS and
+   * REDIS_SENTINEL_NAME, or REDIS_CLUSTER_NODES (with REDIS_PASSWORD, REDIS_WAIT_*
+   * as needed). The producer waits for REDIS_WAIT_REPLICAS like the server does.
+   * Default: REDIS_URL = `redisUrl`, or the shared test Redis.
+   */
+  redisEnv?: Record<string, string>;
   databaseUrl?: string;
 }
 
@@ -32,7 +42,9 @@ export interface Pipeline {
   config: Config;
   sim: RunningSimulator;
   db: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
+  /** The key prefix the meter uses (redisKeyPrefix: REDIS_PREFIX, in a hash tag on a cluster). */
+  keyPrefix: string;
   producer: Producer;
   /** Unique events sent so far (eventId -> event), the ground truth for exactness. */
   sent: Map<string, UsageEventInput>;
@@ -49,7 +61,7 @@ export const SIM_SECRET = 'sim-client-secret';
 
 export async function startPipeline(o: PipelineOptions): Promise<Pipeline> {
   const databaseUrl = o.databaseUrl ?? (await createTestDatabase(o.label));
-  const redisUrl = o.redisUrl ?? sharedRedisUrl();
+  const redisEnv = o.redisEnv ?? { REDIS_URL: o.redisUrl ?? sharedRedisUrl() };
   const sim = await startSimulator({ clientKey: SIM_KEY, clientSecret: SIM_SECRET, faults: o.faults });
   const env: Record<string, string> = {
     DOUYIN_BASE_URL: sim.url,
@@ -57,7 +69,7 @@ export async function startPipeline(o: PipelineOptions): Promise<Pipeline> {
     DOUYIN_CLIENT_SECRET: SIM_SECRET,
     DOUYIN_TIMEOUT_MS: '2000',
     DOUYIN_QPS: '500',
-    REDIS_URL: redisUrl,
+    ...redisEnv,
     REDIS_PREFIX: uniquePrefix(o.label),
     DATABASE_URL: databaseUrl,
     DATABASE_POOL_SIZE: '8',
@@ -71,9 +83,14 @@ export async function startPipeline(o: PipelineOptions): Promise<Pipeline> {
   };
   const config = loadConfig(['database', 'douyin'], env);
   const db = createPrisma(databaseUrl);
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const redis = createRedis(config, { maxRetriesPerRequest: null });
   redis.on('error', () => {});
-  const producer = createProducer({ connection: redis, prefix: env.REDIS_PREFIX });
+  const producer = createProducer({
+    connection: redis,
+    prefix: env.REDIS_PREFIX,
+    waitReplicas: config.REDIS_WAIT_REPLICAS,
+    waitTimeoutMs: config.REDIS_WAIT_TIMEOUT_MS,
+  });
   const sent = new Map<string, UsageEventInput>();
   const workers: MeterWorker[] = [];
   const children = new Set<ChildProcess>();
@@ -86,6 +103,7 @@ export async function startPipeline(o: PipelineOptions): Promise<Pipeline> {
     sim,
     db,
     redis,
+    keyPrefix: redisKeyPrefix(config),
     producer,
     sent,
     async send(events) {
@@ -101,9 +119,12 @@ export async function startPipeline(o: PipelineOptions): Promise<Pipeline> {
       return w;
     },
     spawnWorker(extra = {}) {
+      const childEnv = { ...process.env, ...env, ...extra };
+      // A REDIS_URL of the test run's own must not meet the Sentinel or Cluster settings.
+      if (env.REDIS_URL === undefined) delete childEnv.REDIS_URL;
       const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], {
         cwd: repoRoot,
-        env: { ...process.env, ...env, ...extra },
+        env: childEnv,
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       child.stderr?.on('data', () => {}); // drained; warn-level logs go to stdout

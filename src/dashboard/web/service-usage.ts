@@ -1,7 +1,8 @@
 // "Usage by service" on the overview (GET /api/service-usage): one small chart per
 // service mode, uses received (blue area) and uses deducted on Douyin (green line)
 // on the mode's own scale, with the totals beside it; test-mode keys are their own
-// series, badged. A toggle switches between the last hour and the last day.
+// series, badged. A toggle switches between the last hour, the last day and the last
+// 30 days.
 //
 // The hour is per minute (60 points) and is reloaded with the overview, every 2 s.
 // The day is drawn in 15-minute buckets (96 points): per minute it would be 1,440
@@ -9,19 +10,26 @@
 // while hourly points (24) would hide a ten-minute outage or burst. A 15-minute
 // bucket changes slowly, so the day is reloaded at most once a minute (the overview's
 // refresh draws it from memory in between), and the server keeps it 30 s.
+// The 30 days are a point per UTC day (30 points), read by the server from the days'
+// totals (usage_daily) and today's events: reloaded at most once a minute too (the
+// server keeps it 60 s).
 import { apiGet, UnauthorizedError } from './api.js';
 import { niceMax } from './chart.js';
 import { fill, fmtNum, h, svg } from './dom.js';
 import type { ServiceUsagePoint, ServiceUsageResponse, ServiceUsageSeries } from './types.js';
 
-type View = 'hour' | 'day';
+type View = 'hour' | 'day' | 'month';
+const VIEWS = ['hour', 'day', 'month'] as const;
 
 const PATH: Record<View, string> = {
   hour: '/api/service-usage?window=hour',
   day: '/api/service-usage?window=day&bucketMinutes=15',
+  month: '/api/service-usage?window=month',
 };
-/** The day's answer is asked again only when older than this. */
-const DAY_MAX_AGE_MS = 60_000;
+/** The day's and the 30 days' answers are asked again only when older than this. */
+const SLOW_MAX_AGE_MS = 60_000;
+/** How the empty view names its window. */
+const SPAN: Record<View, string> = { hour: 'hour', day: 'day', month: '30 days' };
 
 const W = 300;
 const H = 48;
@@ -60,13 +68,17 @@ function setUp(root: HTMLElement): Card {
   const c: Card = {
     root,
     view: 'hour',
-    buttons: { hour: button('hour', 'Last hour'), day: button('day', 'Last day') },
+    buttons: {
+      hour: button('hour', 'Last hour'),
+      day: button('day', 'Last day'),
+      month: button('month', '30 days'),
+    },
     caption: h('span', { class: 'muted small', 'data-testid': 'service-usage-caption' }),
     body: h('div', { class: 'svc-list', 'data-testid': 'service-usage-list' }),
     data: {},
-    asked: { hour: 0, day: 0 },
+    asked: { hour: 0, day: 0, month: 0 },
   };
-  for (const view of ['hour', 'day'] as const)
+  for (const view of VIEWS)
     c.buttons[view].addEventListener('click', () => {
       if (c.view === view) return;
       c.view = view;
@@ -81,7 +93,13 @@ function setUp(root: HTMLElement): Card {
     h(
       'div',
       { class: 'svc-controls' },
-      h('span', { class: 'seg', role: 'group', 'aria-label': 'window' }, c.buttons.hour, c.buttons.day),
+      h(
+        'span',
+        { class: 'seg', role: 'group', 'aria-label': 'window' },
+        c.buttons.hour,
+        c.buttons.day,
+        c.buttons.month,
+      ),
       c.caption,
     ),
     h(
@@ -96,11 +114,11 @@ function setUp(root: HTMLElement): Card {
   return c;
 }
 
-/** Asks for the shown view's data unless it is the day's and recent enough, then draws it. */
+/** Asks for the shown view's data unless it is the day's or the 30 days' and recent enough, then draws it. */
 async function load(c: Card): Promise<void> {
   const view = c.view;
   const held = c.data[view];
-  if (view === 'day' && held && Date.now() - held.askedAt < DAY_MAX_AGE_MS) return;
+  if (view !== 'hour' && held && Date.now() - held.askedAt < SLOW_MAX_AGE_MS) return;
   const n = ++c.asked[view];
   const askedAt = Date.now();
   const answer = await apiGet<ServiceUsageResponse>(PATH[view]);
@@ -111,10 +129,12 @@ async function load(c: Card): Promise<void> {
 
 const clock = (iso: string) =>
   new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false });
+/** A UTC day's date (the 30 days' buckets are UTC days). */
+const date = (iso: string) =>
+  new Date(iso).toLocaleDateString([], { month: 'short', day: 'numeric', timeZone: 'UTC' });
 
 function draw(c: Card): void {
-  for (const view of ['hour', 'day'] as const)
-    c.buttons[view].setAttribute('aria-pressed', String(view === c.view));
+  for (const view of VIEWS) c.buttons[view].setAttribute('aria-pressed', String(view === c.view));
   c.root.dataset['window'] = c.view;
   const answer = c.data[c.view]?.answer;
   if (!answer) {
@@ -122,7 +142,12 @@ function draw(c: Card): void {
     fill(c.body, h('p', { class: 'muted' }, 'Loading…'));
     return;
   }
-  const per = answer.bucketMinutes === 1 ? 'minute' : `${answer.bucketMinutes} min`;
+  const per =
+    answer.bucketMinutes === 1
+      ? 'minute'
+      : answer.bucketMinutes === 1440
+        ? 'day'
+        : `${answer.bucketMinutes} min`;
   // The day's ends show the same time of day: its start is named with its weekday.
   const since = new Date(answer.from).toLocaleString([], {
     weekday: 'short',
@@ -133,14 +158,16 @@ function draw(c: Card): void {
   c.caption.textContent =
     c.view === 'hour'
       ? `per ${per}, ${clock(answer.from)}–${clock(answer.to)}`
-      : `per ${per}, since ${since}`;
+      : c.view === 'day'
+        ? `per ${per}, since ${since}`
+        : `per ${per} (UTC), since ${date(answer.from)}`;
   if (answer.services.length === 0) {
     fill(
       c.body,
       h(
         'p',
         { class: 'muted', 'data-testid': 'service-usage-empty' },
-        `No uses in the last ${c.view === 'hour' ? 'hour' : 'day'}.`,
+        `No uses in the last ${SPAN[c.view]}.`,
       ),
     );
     return;
@@ -206,7 +233,11 @@ function sparkline(s: ServiceUsageSeries, per: string): SVGElement {
       svg(
         'rect',
         { x: x(i) - colW / 2, y: 0, width: colW, height: H, class: 'hover' },
-        svg('title', {}, `${clock(p.t)}: ${fmtNum(p.received)} received, ${fmtNum(p.deducted)} deducted`),
+        svg(
+          'title',
+          {},
+          `${per === 'day' ? date(p.t) : clock(p.t)}: ${fmtNum(p.received)} received, ${fmtNum(p.deducted)} deducted`,
+        ),
       ),
     );
   });
