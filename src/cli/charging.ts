@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { extendOpenBatchDeadlines } from '../ledger/operator-batches.js';
 import { WINDOW_SAFE_FRACTION } from '../metering/decide.js';
+import { NotReplicatedError } from '../producer/errors.js';
 import {
   type ChargingState,
   chargingState,
@@ -48,6 +49,10 @@ export async function runChargingCommand(args: string[]): Promise<number> {
   if (!config) return 2;
   return withLedger(config, async ({ db, redis, prefix }) => {
     const queues = createQueues(redis, prefix);
+    const wait =
+      config.REDIS_WAIT_REPLICAS > 0
+        ? { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS }
+        : undefined;
     try {
       const actor = `cli:${process.env.USER ?? 'unknown'}`;
       let state: ChargingState;
@@ -55,9 +60,9 @@ export async function runChargingCommand(args: string[]): Promise<number> {
       else {
         let details: Record<string, string> = reason ? { reason } : {};
         if (command === 'pause')
-          state = await pauseCharging(queues.charge, redis, prefix, { by: actor, reason });
+          state = await pauseCharging(queues.charge, redis, prefix, { by: actor, reason }, wait);
         else {
-          const resumed = await resumeCharging(queues.charge, redis, prefix);
+          const resumed = await resumeCharging(queues.charge, redis, prefix, wait);
           state = resumed.state;
           // The batches that waited get their retry time back (see extendOpenBatchDeadlines).
           const moved = resumed.pausedAt
@@ -75,6 +80,19 @@ export async function runChargingCommand(args: string[]): Promise<number> {
       }
       process.stdout.write(`${JSON.stringify(state)}\n`);
       return 0;
+    } catch (err) {
+      if (!(err instanceof NotReplicatedError)) throw err;
+      // In force on the master, not confirmed by the replicas: a failover now could undo it.
+      await db.operatorAudit.create({
+        data: {
+          actor: `cli:${process.env.USER ?? 'unknown'}`,
+          action: `charging.${command}`,
+          target: null,
+          details: { replicated: 'no' },
+        },
+      });
+      process.stderr.write(`${err.message}; it is in force on the Redis master: run the command again\n`);
+      return 1;
     } finally {
       await queues.close();
     }

@@ -4,12 +4,16 @@
 // under way checks the same flag right before its request leaves (charger.ts), so
 // no DecrUserRemainTimes call starts while paused; calls already out finish.
 // Ingestion goes on: events are written to the ledger and wait. Who paused, when
-// and why is kept beside the flag for the dashboard and the CLI.
+// and why is kept beside the flag for the dashboard and the CLI. With
+// REDIS_WAIT_REPLICAS the pause and the resume are confirmed by the replicas like
+// acknowledged events (replication.ts): a failover right after an operator's pause
+// must not quietly undo it.
 import type { Queue } from 'bullmq';
 import { z } from 'zod';
 import { chargingPaused } from '../metrics.js';
 import type { ChargeJobData } from './queues.js';
 import type { RedisClient } from './redis-connection.js';
+import { type WaitReplicas, writeReplicated } from './replication.js';
 
 export interface ChargingState {
   paused: boolean;
@@ -26,10 +30,14 @@ export async function pauseCharging(
   redis: RedisClient,
   prefix: string,
   who: { by: string; reason?: string },
+  /** Replicas that must have the pause (NotReplicatedError otherwise: it is in force on the master). */
+  wait?: WaitReplicas,
 ): Promise<ChargingState> {
   const at = new Date().toISOString();
-  await redis.hset(infoKey(prefix), { by: who.by, at, reason: who.reason ?? '' });
-  await queue.pause();
+  await writeReplicated(redis, prefix, wait, async () => {
+    await redis.hset(infoKey(prefix), { by: who.by, at, reason: who.reason ?? '' });
+    await queue.pause();
+  });
   chargingPaused.set(1);
   return { paused: true, by: who.by, at, ...(who.reason ? { reason: who.reason } : {}) };
 }
@@ -39,10 +47,13 @@ export async function resumeCharging(
   queue: Queue<ChargeJobData>,
   redis: RedisClient,
   prefix: string,
+  wait?: WaitReplicas,
 ): Promise<{ state: ChargingState; pausedAt?: Date }> {
   const at = await redis.hget(infoKey(prefix), 'at');
-  await queue.resume();
-  await redis.del(infoKey(prefix));
+  await writeReplicated(redis, prefix, wait, async () => {
+    await queue.resume();
+    await redis.del(infoKey(prefix));
+  });
   chargingPaused.set(0);
   const pausedAt = at ? new Date(at) : undefined;
   return { state: { paused: false }, ...(pausedAt && !Number.isNaN(pausedAt.getTime()) ? { pausedAt } : {}) };

@@ -253,6 +253,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         prefix: deps.prefix,
         charge: queues.charge,
         logger,
+        waitReplicas: deps.waitReplicas,
         idempotencyWindowSec: deps.replay?.idempotencyWindowSec,
       });
       registerWebhookEndpointRoutes(api, {

@@ -155,4 +155,37 @@ describe('on a Redis Cluster', () => {
     await p.waitUntilSettled(30_000);
     await p.expectExactTotals();
   }, 180_000);
+
+  it('an operator’s pause and resume wait for the replicas too: unconfirmed is a 503, in force on the master', async () => {
+    const strictServer = await startTestServer({
+      label: 'cluster-pause',
+      databaseUrl: p.env.DATABASE_URL,
+      redis: createRedis(p.config, { maxRetriesPerRequest: 2 }),
+      prefix: p.keyPrefix,
+      waitReplicas: { replicas: 2, timeoutMs: 200 },
+    });
+    try {
+      const refused = await strictServer.api('/api/charging/pause', {
+        method: 'POST',
+        body: { reason: 'incident' },
+      });
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toMatchObject({
+        error: { code: 'not_replicated', details: { replicasWanted: 2, replicasConfirmed: 1 } },
+      });
+      // It is in force (on the master), and the audit says it was not confirmed.
+      expect(await (await server.api('/api/charging')).json()).toMatchObject({
+        paused: true,
+        reason: 'incident',
+      });
+      const audit = await p.db.operatorAudit.findMany({ where: { action: 'charging.pause' } });
+      expect(audit.map((a) => a.details)).toContainEqual({ replicated: 'no' });
+    } finally {
+      await strictServer.close();
+    }
+    // One replica is enough for the server of this deployment: confirmed, 200.
+    const resumed = await server.api('/api/charging/resume', { method: 'POST', body: {} });
+    expect(resumed.status).toBe(200);
+    expect(await resumed.json()).toEqual({ paused: false });
+  }, 60_000);
 });
