@@ -10,7 +10,7 @@
 // resolve it, and a late success may still settle it). Months go oldest first and the
 // first one that must stay stops the run, so "events before events_since are gone"
 // stays one boundary that readers (GET /v1/usage) can rely on.
-import type { ClientBase } from 'pg';
+import pg, { type ClientBase } from 'pg';
 import { type EventPartition, listPartitions } from './partitions.js';
 
 /** Douyin's idempotency window is a month: a batch's events must outlive it. */
@@ -146,7 +146,7 @@ async function pruneMonth(
   since: Date | null,
   o: PruneOptions,
 ): Promise<MonthVerdict> {
-  const part = quoteIdent(p.name);
+  const part = pg.escapeIdentifier(p.name);
   // Written and passed by an earlier run whose detach never began (its lock timed
   // out): only the drop is left. Writing its totals again would count nothing.
   const summarized = since !== null && since >= p.to;
@@ -235,7 +235,7 @@ async function dropDetachedLeftovers(c: ClientBase, since: Date | null): Promise
        AND (to_date(substr(c.relname, 13), 'YYYY_MM') + interval '1 month') <= $1`,
     [since],
   );
-  for (const { name } of r.rows) await c.query(`DROP TABLE ${quoteIdent(name)}`);
+  for (const { name } of r.rows) await c.query(`DROP TABLE ${pg.escapeIdentifier(name)}`);
 }
 
 // Settled batches formed before the events' boundary ($1), finished before the
@@ -325,8 +325,4 @@ function auditDetails(r: PruneReport) {
     notificationsDeleted: r.notificationsDeleted,
     rejectedEventsDeleted: r.rejectedEventsDeleted,
   };
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }

@@ -19,6 +19,7 @@
 // oldest first, and moves ledger_retention.rolled_through: a run stopped half-way
 // resumes, and running a day again writes the same numbers.
 import type { ClientBase } from 'pg';
+import { listPartitions } from './partitions.js';
 
 /** Days rolled up per run: the first run on an existing ledger covers its history. */
 export const DEFAULT_MAX_DAYS = 400;
@@ -73,13 +74,7 @@ async function planDays(c: ClientBase, now: Date | null): Promise<Plan> {
   const r = await c.query<{ first: string | null; last: string; rolled: string | null }>(
     `
     WITH r AS (SELECT events_since, rolled_through FROM ledger_retention WHERE id = 1),
-    oldest AS (
-      SELECT least(
-        (SELECT min((regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz)
-         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'usage_event'::regclass),
-        (SELECT min(started_at) FROM call_attempt)) AS t
-    ),
+    oldest AS (SELECT least($2::timestamptz, (SELECT min(started_at) FROM call_attempt)) AS t),
     start AS (
       -- The last three days rolled up are rolled up again: a row can commit after its
       -- day's roll-up (an attempt recorded late, a PostgreSQL outage); idempotent.
@@ -91,7 +86,7 @@ async function planDays(c: ClientBase, now: Date | null): Promise<Plan> {
            (((coalesce($1::timestamptz, now()) - interval '5 minutes') AT TIME ZONE 'UTC')::date - 1)::text
              AS last,
            (SELECT rolled_through FROM r)::text AS rolled`,
-    [now],
+    [now, (await listPartitions(c))[0]?.from ?? null],
   );
   const row = r.rows[0]!;
   return { first: row.first, last: row.last, rolledThrough: row.rolled };

@@ -4,6 +4,8 @@
 // The meter's keys must all be in one slot on one node, that node being one the
 // configuration did not name, and acknowledgements wait for a replica (WAIT on
 // that node's connection).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisClusterServer, startRedisCluster } from '../../src/devservices/redis-cluster.js';
@@ -13,7 +15,14 @@ import { keySlot } from '../../src/queue/key-slot.js';
 import { createRedis } from '../../src/queue/redis-connection.js';
 import { connectionForPrefix } from '../../src/queue/replication.js';
 import { startTestServer, type TestServer } from '../server/helpers.js';
-import { exited, fundUsers, makeEvents, type Pipeline, startPipeline } from '../support/pipeline.js';
+import {
+  exited,
+  fundUsers,
+  makeEvents,
+  type Pipeline,
+  repoRoot,
+  startPipeline,
+} from '../support/pipeline.js';
 import { uniquePrefix } from '../support/services.js';
 
 const PASSWORD = 'cluster-secret';
@@ -183,6 +192,29 @@ describe('on a Redis Cluster', () => {
     } finally {
       await strictServer.close();
     }
+    // The CLI the same way: exit 1, it says so; the resume is in force on the master.
+    const cli = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'charging', 'resume'],
+      {
+        cwd: repoRoot,
+        env: {
+          PATH: process.env.PATH,
+          ...p.env,
+          REDIS_WAIT_REPLICAS: '2',
+          REDIS_WAIT_TIMEOUT_MS: '200',
+          USER: 'carol',
+        },
+      },
+    ).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toMatch(/in force on the Redis master: run the command again/);
+    expect(await (await server.api('/api/charging')).json()).toEqual({ paused: false });
+    const cliAudit = await p.db.operatorAudit.findMany({ where: { actor: 'cli:carol' } });
+    expect(cliAudit.map((a) => [a.action, a.details])).toEqual([['charging.resume', { replicated: 'no' }]]);
     // One replica is enough for the server of this deployment: confirmed, 200.
     const resumed = await server.api('/api/charging/resume', { method: 'POST', body: {} });
     expect(resumed.status).toBe(200);
